@@ -1,0 +1,51 @@
+# The only way to install, test, lint, bench and run the demo. CI calls `make test` and nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the suite drives for real (binary:package).
+SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg
+
+.PHONY: test lint unit demo serve bench system-deps install clean
+
+test: install system-deps lint unit
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  bin=$${dep%%:*}; pkg=$${dep##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$$(echo $$missing | tr -d ' ')" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "error: missing Debian packages:$$missing (run: sudo apt-get install$$missing)" >&2; exit 1; \
+	  fi; \
+	fi
+
+lint: install
+	$(BIN)/ruff check aura_monitor tests bench
+	$(BIN)/ruff format --check aura_monitor tests bench
+	$(BIN)/mypy
+
+unit: install system-deps
+	$(BIN)/pytest -q
+
+demo: install system-deps
+	$(BIN)/aura-monitor demo
+
+bench: install system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

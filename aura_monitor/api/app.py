@@ -1,0 +1,75 @@
+"""The FastAPI application around a Sidecar."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .. import __version__
+from ..sidecar import Sidecar
+from . import jobs, problems
+
+
+def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
+    """The HTTP API; with `manage_lifecycle` the app starts and stops the sidecar with the server."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            sidecar.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                sidecar.stop()
+
+    app = FastAPI(
+        title="aura-monitor",
+        version=__version__,
+        description="Sidecar monitor and stall diagnoser for video render pipelines.",
+        lifespan=lifespan,
+    )
+    app.state.sidecar = sidecar
+    problems.install(app)
+    app.include_router(jobs.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
+    def readyz(request: Request) -> JSONResponse:
+        """Readiness: jobs dir present, file watcher and stall timer running."""
+        checks: dict[str, Any] = {
+            "jobsDir": str(sidecar.jobs_dir),
+            "jobsDirExists": sidecar.watcher.root_exists,
+            "watcherAlive": sidecar.watcher.observer_alive,
+            "watchBackend": sidecar.settings.watch,
+            "stallTimerAlive": sidecar.stall_timer.alive,
+            "trackedJobs": len(sidecar.tracker),
+        }
+        ready = sidecar.ready
+        checks["status"] = "ready" if ready else "not ready"
+        if not ready:
+            reasons = []
+            if not checks["jobsDirExists"]:
+                reasons.append(f"jobs dir {sidecar.jobs_dir} does not exist yet (waiting for it)")
+            if not checks["watcherAlive"]:
+                reasons.append("file watcher is not running")
+            if not checks["stallTimerAlive"]:
+                reasons.append("stall timer is not running")
+            checks["reasons"] = reasons
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus exposition (a plain route: a mounted app would answer 307)."""
+        return Response(generate_latest(sidecar.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,142 @@
+"""Read-only job routes: list, one job, progress, queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from ..exceptions import InvalidQuery, JobNotFound
+from ..model import JobRecord, JobStatus, stage_key, validate_job_id
+from ..sidecar import Sidecar
+from ..tracker import JobState
+from .views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view
+
+router = APIRouter(prefix="/api", tags=["jobs"])
+
+JobIdPath = Annotated[str, Path(description="job id (directory name under the jobs dir)", max_length=256)]
+
+# Aura's queue filter words, mapped onto our statuses.
+_QUEUE_WORDS = {
+    "pending": (JobStatus.QUEUED,),
+    "queued": (JobStatus.QUEUED,),
+    "running": (JobStatus.RUNNING,),
+    "paused": (JobStatus.PAUSED,),
+    "completed": (JobStatus.COMPLETED,),
+    "failed": (JobStatus.FAILED,),
+    "canceled": (JobStatus.CANCELLED,),
+    "cancelled": (JobStatus.CANCELLED,),
+}
+
+
+def sidecar_of(request: Request) -> Sidecar:
+    sidecar: Sidecar = request.app.state.sidecar
+    return sidecar
+
+
+SidecarDep = Annotated[Sidecar, Depends(sidecar_of)]
+
+
+def known_job(job_id: JobIdPath, sidecar: SidecarDep) -> tuple[JobState, JobRecord]:
+    """The job's state and last good record; 400 for an unsafe id, 404 when unknown or never readable."""
+    validate_job_id(job_id)
+    state = sidecar.tracker.get(job_id)
+    if state is None:
+        raise JobNotFound(f"no job {job_id!r} in {sidecar.jobs_dir}")
+    record = state.record
+    if record is None:
+        raise JobNotFound(
+            f"job {job_id!r} has a job.json that has never been readable ({state.last_parse_error}); "
+            f"GET /api/jobs/{job_id}/explain tells more"
+        )
+    return state, record
+
+
+KnownJob = Annotated[tuple[JobState, JobRecord], Depends(known_job)]
+
+
+def _statuses(raw: str | None, words: Mapping[str, tuple[JobStatus, ...]]) -> set[JobStatus] | None:
+    if raw is None or raw == "":
+        return None
+    wanted: set[JobStatus] = set()
+    for word in raw.lower().split(","):
+        if word.strip() not in words:
+            raise InvalidQuery(f"unknown status {word.strip()!r}; use one of {', '.join(sorted(words))}")
+        wanted.update(words[word.strip()])
+    return wanted
+
+
+def _newest_first(sidecar: Sidecar) -> list[tuple[JobState, JobRecord]]:
+    pairs = [(s, s.record) for s in sidecar.tracker.jobs() if s.record is not None]
+    pairs.sort(key=lambda p: p[1].created_at or p[1].queued_at or p[0].first_seen, reverse=True)
+    return pairs
+
+
+_STATUS_WORDS = {s.value: (s,) for s in JobStatus}
+
+
+@router.get("/jobs", response_model=JobList, response_model_by_alias=True)
+def list_jobs(
+    sidecar: SidecarDep,
+    status: Annotated[str | None, Query(description="comma-separated statuses", max_length=200)] = None,
+    stage: Annotated[str | None, Query(description="stage name or canonical stage", max_length=64)] = None,
+    stalled: Annotated[bool | None, Query(description="only stalled (true) or not stalled (false)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobList:
+    """Jobs, newest first."""
+    wanted = _statuses(status, _STATUS_WORDS)
+    stage_filter = stage.strip().lower() if stage else None
+    now = sidecar.clock.now()
+    matching = [
+        (state, record)
+        for state, record in _newest_first(sidecar)
+        if (wanted is None or record.status in wanted)
+        and (stalled is None or state.stalled == stalled)
+        and (stage_filter is None or stage_filter in (record.stage.lower(), stage_key(record.stage)))
+    ]
+    jobs = [job_view(state, record, now) for state, record in matching[:limit]]
+    return JobList(jobs=jobs, count=len(jobs), total=len(matching))
+
+
+@router.get("/jobs/{job_id}", response_model=Job, response_model_by_alias=True)
+def get_job(job: KnownJob, sidecar: SidecarDep) -> Job:
+    """One job."""
+    return job_view(*job, sidecar.clock.now())
+
+
+@router.get("/jobs/{job_id}/progress", response_model=Progress, response_model_by_alias=True)
+def get_progress(job: KnownJob, sidecar: SidecarDep) -> Progress:
+    """Percent, stage, elapsed time, ETA (median velocity of recent samples) and steps."""
+    return progress_view(*job, sidecar.clock.now())
+
+
+@router.get("/queue", response_model=Queue, response_model_by_alias=True)
+def get_queue(
+    sidecar: SidecarDep,
+    status: Annotated[
+        str | None,
+        Query(
+            description="Aura's words: pending, running, completed, failed, canceled (comma-separated)",
+            max_length=200,
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Queue:
+    """Aura-compatible queue view with counts."""
+    wanted = _statuses(status, _QUEUE_WORDS)
+    pairs = _newest_first(sidecar)
+    counts = {s: 0 for s in JobStatus}
+    for _, record in pairs:
+        counts[record.status] += 1
+    now = sidecar.clock.now()
+    jobs = [job_view(s, r, now) for s, r in pairs if wanted is None or r.status in wanted][:limit]
+    stats = QueueStats(
+        total=len(pairs),
+        pending=counts[JobStatus.QUEUED],
+        running=counts[JobStatus.RUNNING] + counts[JobStatus.PAUSED],
+        completed=counts[JobStatus.COMPLETED],
+        failed=counts[JobStatus.FAILED],
+        canceled=counts[JobStatus.CANCELLED],
+    )
+    return Queue(jobs=jobs, stats=stats)

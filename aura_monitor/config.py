@@ -1,0 +1,139 @@
+"""One settings object: command-line flags > environment (AURA_MONITOR_*) > config file > defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .exceptions import ConfigError
+
+ENV_PREFIX = "AURA_MONITOR_"
+
+
+def aura_data_root() -> Path:
+    """Where Aura keeps its data: $AURA_DATA_PATH, else .NET's LocalApplicationData + /Aura."""
+    if explicit := os.environ.get("AURA_DATA_PATH"):
+        return Path(explicit)
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "Aura"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Aura"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "Aura"
+
+
+def default_jobs_dir() -> Path:
+    return aura_data_root() / "jobs"
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the TOML or JSON file named by --config or AURA_MONITOR_CONFIG (lowest precedence)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._path = init_kwargs.get("config") or os.environ.get(ENV_PREFIX + "CONFIG")
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        if not self._path:
+            return {}
+        path = Path(self._path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        try:
+            data: Any = tomllib.loads(text) if path.suffix != ".json" else json.loads(text)
+        except (tomllib.TOMLDecodeError, ValueError) as exc:
+            raise ConfigError(f"config file {path} is not valid {path.suffix or 'TOML'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a table of settings")
+        section = data.get("aura-monitor", data)
+        return {key.replace("-", "_"): value for key, value in section.items()}
+
+
+class Settings(BaseSettings):
+    """Every knob of the sidecar; `aura-monitor serve --help` lists the flags and their variables."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    config: Path | None = Field(None, description="TOML or JSON config file")
+    jobs_dir: Path = Field(default_factory=default_jobs_dir, description="directory of <job id>/job.json")
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(9465, ge=0, le=65535, description="port to bind (0 picks a free one)")
+    watch: Literal["inotify", "polling"] = Field(
+        "inotify", description="file watching backend; polling for NFS/SMB/Docker Desktop mounts"
+    )
+    poll_interval: float = Field(1.0, gt=0, le=60, description="seconds between scans with --watch polling")
+    rescan_interval: float = Field(
+        30.0, gt=0, description="seconds between full rescans (catches inotify overflow)"
+    )
+    stall_threshold: float = Field(45.0, gt=0, description="seconds without progress before a job is stalled")
+    finalizing_threshold: float = Field(
+        180.0, gt=0, description="stall threshold while finalizing (finalization stage or percent >= 90)"
+    )
+    finalizing_percent: float = Field(
+        90.0, ge=0, le=100, description="percent from which a job is finalizing"
+    )
+    queued_threshold: float = Field(600.0, gt=0, description="seconds a job may stay queued")
+    stage_thresholds: dict[str, float] = Field(
+        default_factory=dict, description='per-stage thresholds in seconds, JSON: {"tts": 90, "render": 60}'
+    )
+    unreadable_grace: float = Field(
+        10.0, ge=0, description="seconds a job.json may stay unparseable before it is reported"
+    )
+    ffmpeg_log_dir: Path | None = Field(
+        None, description="directory of Aura's ffmpeg logs (default <jobs dir>/../Logs/ffmpeg)"
+    )
+    disk_floor_mb: float = Field(500.0, ge=0, description="free space below which disk_full is reported")
+    rediagnose_interval: float = Field(15.0, gt=0, description="seconds between diagnoses of a stalled job")
+    heartbeat_interval: float = Field(10.0, gt=0, description="seconds between SSE heartbeat events")
+    token: str | None = Field(None, description="bearer token required by retry and cancel")
+    upstream: str | None = Field(
+        None, description="Aura API to forward retry/cancel to, e.g. http://127.0.0.1:5005"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+
+    @field_validator("stage_thresholds")
+    @classmethod
+    def _positive_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {stage: seconds for stage, seconds in value.items() if seconds <= 0}
+        if bad:
+            raise ValueError(f"stage thresholds must be positive seconds, got {bad}")
+        return {stage.strip().lower(): seconds for stage, seconds in value.items()}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
+        return init_settings, env_settings, _ConfigFileSource(settings_cls, init_kwargs)
+
+    @property
+    def resolved_ffmpeg_log_dir(self) -> Path:
+        return self.ffmpeg_log_dir or self.jobs_dir.parent / "Logs" / "ffmpeg"
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from flags (None means "not given"), environment, config file and defaults."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None

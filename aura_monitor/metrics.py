@@ -1,0 +1,209 @@
+"""Prometheus series (docs/metrics.md): gauges from the live snapshot, counters from transitions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .clock import Clock
+from .ingest import IngestStats
+from .model import JobStatus, stage_key
+from .stall import Thresholds
+from .tracker import Tracker
+from .transitions import Transition, TransitionKind
+from .watcher import WatcherStats
+
+STAGE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class TransitionMetrics:
+    """Counters and histograms fed by the tracker's transitions."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.stage_duration = Histogram(
+            "aura_job_stage_duration_seconds",
+            "Time jobs spent in a stage, observed when they leave it",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.stalls = PromCounter(
+            "aura_job_stalls_total", "Jobs that became stalled", ["stage"], registry=registry
+        )
+        self.recoveries = PromCounter(
+            "aura_job_recoveries_total",
+            "Stalled jobs that progressed again or ended",
+            ["stage"],
+            registry=registry,
+        )
+        self.stall_duration = Histogram(
+            "aura_job_stall_duration_seconds",
+            "How long stalls lasted, observed when they ended",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.verdicts = PromCounter(
+            "aura_job_verdicts_total",
+            "Diagnosis verdicts given to stalled jobs",
+            ["verdict"],
+            registry=registry,
+        )
+        self.outcomes = PromCounter(
+            "aura_job_outcomes_total", "Jobs seen reaching a terminal status", ["status"], registry=registry
+        )
+        self.transitions = PromCounter(
+            "aura_job_transitions_total", "Transition records produced, by kind", ["kind"], registry=registry
+        )
+        self.lag = Histogram(
+            "aura_watcher_lag_seconds",
+            "Delay from a job file's modification to its ingestion",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            self.outcomes.labels(status.value)
+
+    def observe(self, batch: Sequence[Transition], stage_of: Callable[[str], str]) -> None:
+        for t in batch:
+            self.transitions.labels(t.kind.value).inc()
+            if t.kind is TransitionKind.STAGE and t.old is not None and t.elapsed is not None:
+                self.stage_duration.labels(stage_key(t.old)).observe(t.elapsed)
+            elif t.kind is TransitionKind.STATUS and t.new is not None:
+                if JobStatus(t.new).terminal:
+                    self.outcomes.labels(t.new).inc()
+            elif t.kind is TransitionKind.STALLED:
+                self.stalls.labels(stage_of(t.job_id)).inc()
+            elif t.kind is TransitionKind.RECOVERED:
+                stage = stage_of(t.job_id)
+                self.recoveries.labels(stage).inc()
+                if t.elapsed is not None:
+                    self.stall_duration.labels(stage).observe(t.elapsed)
+            elif t.kind is TransitionKind.VERDICT and t.new is not None:
+                self.verdicts.labels(t.new).inc()
+
+
+class SnapshotCollector(Collector):
+    """Gauges computed from the tracker at scrape time; per-job series only for non-terminal jobs."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        thresholds: Thresholds,
+        clock: Clock,
+        ingest: IngestStats,
+        watcher: WatcherStats,
+        watcher_up: Callable[[], bool],
+        sse_clients: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.thresholds = thresholds
+        self.clock = clock
+        self.ingest = ingest
+        self.watcher = watcher
+        self.watcher_up = watcher_up
+        self.sse_clients = sse_clients
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collected lazily: describing would scan every job at registration
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.clock.now()
+        jobs = GaugeMetricFamily("aura_jobs", "Tracked jobs by status", labels=["status"])
+        stalled = GaugeMetricFamily(
+            "aura_job_stalled",
+            "1 for each currently stalled job; reason is the diagnosis verdict",
+            labels=["job_id", "stage", "reason"],
+        )
+        last_progress = GaugeMetricFamily(
+            "aura_job_last_progress_timestamp_seconds",
+            "When an active job last progressed (unix time)",
+            labels=["job_id", "stage"],
+        )
+        percent = GaugeMetricFamily(
+            "aura_job_percent", "Overall percent of an active job", labels=["job_id", "stage"]
+        )
+        threshold = GaugeMetricFamily(
+            "aura_job_threshold_seconds",
+            "Stall threshold that applies to an active job now",
+            labels=["job_id", "kind"],
+        )
+        stalled_for = GaugeMetricFamily(
+            "aura_job_seconds_since_progress",
+            "Seconds since an active job last progressed",
+            labels=["job_id", "stage"],
+        )
+        counts: Counter[str] = Counter()
+        unreadable = 0
+        with self.tracker.lock:
+            states = self.tracker.jobs()
+        for state in states:
+            if state.unreadable_reported:
+                unreadable += 1
+            record = state.record
+            if record is None:
+                continue
+            counts[record.status.value] += 1
+            if record.status.terminal:
+                continue
+            stage = stage_key(record.stage)
+            if state.stalled:
+                stalled.add_metric([state.id, stage, state.verdict or "no_progress"], 1)
+            if state.last_progress_at is not None:
+                last_progress.add_metric([state.id, stage], state.last_progress_at)
+                stalled_for.add_metric([state.id, stage], max(0.0, now - state.last_progress_at))
+            percent.add_metric([state.id, stage], record.percent)
+            if state.threshold is not None and state.threshold_kind is not None:
+                threshold.add_metric([state.id, state.threshold_kind.value], state.threshold)
+        for status in JobStatus:
+            jobs.add_metric([status.value], counts.get(status.value, 0))
+        yield from (jobs, stalled, last_progress, stalled_for, percent, threshold)
+
+        configured = GaugeMetricFamily(
+            "aura_stall_threshold_seconds", "Configured stall thresholds", labels=["kind", "stage"]
+        )
+        configured.add_metric(["default", ""], self.thresholds.default)
+        configured.add_metric(["finalizing", ""], self.thresholds.finalizing)
+        configured.add_metric(["queued", ""], self.thresholds.queued)
+        for name, seconds in sorted(self.thresholds.stages.items()):
+            configured.add_metric(["stage", name], seconds)
+        yield configured
+        yield GaugeMetricFamily(
+            "aura_jobs_unreadable",
+            "Jobs whose job.json is unreadable past the grace period",
+            value=unreadable,
+        )
+        yield GaugeMetricFamily("aura_tracked_jobs", "Jobs the sidecar tracks", value=len(states))
+        yield _counter("aura_watcher_events_total", "File system events received", self.watcher.events)
+        yield _counter("aura_watcher_rescans_total", "Full rescans of the jobs dir", self.watcher.rescans)
+        yield _counter(
+            "aura_watcher_handler_errors_total",
+            "Exceptions caught in the event handler",
+            self.watcher.handler_errors,
+        )
+        yield _counter("aura_record_reads_total", "job.json files read and parsed", self.ingest.reads)
+        yield _counter(
+            "aura_record_parse_failures_total",
+            "Reads of job.json that failed to parse",
+            self.ingest.parse_failures,
+        )
+        yield GaugeMetricFamily(
+            "aura_watcher_up",
+            "1 while the file watcher runs and the jobs dir exists",
+            value=1 if self.watcher_up() else 0,
+        )
+        if self.sse_clients is not None:
+            clients = GaugeMetricFamily("aura_sse_clients", "Connected SSE clients", labels=["stream"])
+            for stream, count in sorted(self.sse_clients().items()):
+                clients.add_metric([stream], count)
+            yield clients
+
+
+def _counter(name: str, documentation: str, value: float) -> Metric:
+    return CounterMetricFamily(name.removesuffix("_total"), documentation, value=value)

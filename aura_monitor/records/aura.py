@@ -1,0 +1,179 @@
+"""Aura Video Studio's on-disk job.json: PascalCase keys, integer statuses of two builds, .NET times."""
+
+from __future__ import annotations
+
+from ..exceptions import RecordError
+from ..model import JobRecord, JobStatus, ProgressPoint, RecordFormat
+from .fields import Fields
+from .timestamps import parse_log_time
+
+LOG_TAIL = 20
+HISTORY_TAIL = 20
+
+# Builds from late Nov 2025 on inserted Paused=2 and shifted every later value by one.
+_CURRENT = {
+    0: JobStatus.QUEUED,
+    1: JobStatus.RUNNING,
+    2: JobStatus.PAUSED,
+    3: JobStatus.COMPLETED,
+    4: JobStatus.FAILED,
+    5: JobStatus.CANCELLED,  # Skipped
+    6: JobStatus.CANCELLED,
+    7: JobStatus.COMPLETED,  # Succeeded
+}
+_OLD = {
+    0: JobStatus.QUEUED,
+    1: JobStatus.RUNNING,
+    2: JobStatus.COMPLETED,
+    3: JobStatus.FAILED,
+    4: JobStatus.CANCELLED,  # Skipped
+    5: JobStatus.CANCELLED,
+    6: JobStatus.COMPLETED,  # Succeeded
+}
+_CURRENT_NAMES = ["Queued", "Running", "Paused", "Done", "Failed", "Skipped", "Canceled", "Succeeded"]
+_OLD_NAMES = ["Queued", "Running", "Done", "Failed", "Skipped", "Canceled", "Succeeded"]
+
+
+def is_aura(data: dict[str, object]) -> bool:
+    return "Id" in data and "Status" in data
+
+
+def _status_from_timestamps(f: Fields, has_failure: bool) -> JobStatus | None:
+    if f.time("CanceledUtc") is not None:
+        return JobStatus.CANCELLED
+    if has_failure:
+        return JobStatus.FAILED
+    if f.time("CompletedUtc") is not None:
+        return JobStatus.COMPLETED
+    return None
+
+
+def _resolve_status(code: int, f: Fields, has_failure: bool) -> tuple[JobStatus, str, list[str]]:
+    """Pick the build numbering the timestamps agree with; flag what they contradict."""
+    if code not in _CURRENT:
+        raise RecordError(f"record.Status is {code}, not a known Aura status (0-7)")
+    current, old = _CURRENT[code], _OLD.get(code)
+    evidence = _status_from_timestamps(f, has_failure)
+    notes: list[str] = []
+    if old is None or old == current:
+        status, name = current, _CURRENT_NAMES[code]
+    elif evidence == old or (evidence is None and current.terminal and not old.terminal):
+        status, name = old, _OLD_NAMES[code] + " (pre-Nov-2025 numbering)"
+    elif evidence == current or evidence is None:
+        status, name = current, _CURRENT_NAMES[code]
+        if evidence is None and current.terminal and old.terminal:
+            notes.append(
+                f"Status={code} means {_CURRENT_NAMES[code]} in current builds but {_OLD_NAMES[code]} "
+                "in builds before Nov 2025, and no timestamp tells which"
+            )
+    else:
+        status, name = current, _CURRENT_NAMES[code]
+    if evidence is not None and evidence != status:
+        stamp = {
+            JobStatus.CANCELLED: "CanceledUtc is set",
+            JobStatus.FAILED: "failure details are present",
+            JobStatus.COMPLETED: "CompletedUtc is set",
+        }[evidence]
+        notes.append(f"Status={code} ({name}) contradicts the timestamps: {stamp}")
+    return status, f"{name} ({code})", notes
+
+
+def _last_progress(points: list[ProgressPoint]) -> float | None:
+    """Time the percent or stage last changed: start of the final run of equal samples."""
+    if not points:
+        return None
+    last = points[-1]
+    changed_at = last.at
+    for point in reversed(points[:-1]):
+        if (round(point.percent, 3), point.stage) != (round(last.percent, 3), last.stage):
+            break
+        changed_at = point.at
+    return changed_at
+
+
+def _progress_points(f: Fields) -> list[ProgressPoint]:
+    points: list[ProgressPoint] = []
+    for i, raw in enumerate(f.items("ProgressHistory")):
+        if not isinstance(raw, dict):
+            continue
+        p = Fields(raw, f"record.ProgressHistory[{i}]")
+        at = p.time("Timestamp")
+        percent = p.number("OverallPercent")
+        if at is None or percent is None:
+            continue
+        points.append(ProgressPoint(at=at, percent=percent, stage=p.text("Stage") or ""))
+    return points
+
+
+def _mixed_record_notes(
+    status: JobStatus, stage: str, percent: float, f: Fields, code: str | None
+) -> list[str]:
+    notes = []
+    done_shape = stage.lower() == "complete" and percent >= 100 and bool(f.text("OutputPath"))
+    if status is JobStatus.FAILED and done_shape:
+        notes.append("Status=Failed but Stage=Complete, Percent=100 and OutputPath is set (mixed record)")
+    if status is JobStatus.CANCELLED and code and code.startswith("E305"):
+        notes.append(
+            f"Status=Canceled but ErrorCode={code} says the job was failed as stalled (mixed record)"
+        )
+    if status is JobStatus.COMPLETED and percent < 100:
+        notes.append(f"Status=Done but Percent={percent:g}")
+    return notes
+
+
+def parse_aura(data: dict[str, object]) -> JobRecord:
+    f = Fields(data)
+    job_id = f.text("Id")
+    if not job_id:
+        raise RecordError("record.Id is missing or empty")
+    code = f.integer("Status")
+    if code is None:
+        raise RecordError("record.Status is missing")
+    failure = f.obj("FailureDetails")
+    error_message = f.text("ErrorMessage") or (failure.text("Message") if failure else None)
+    error_code = failure.text("ErrorCode") if failure else None
+    status, raw_status, notes = _resolve_status(code, f, has_failure=bool(failure or f.text("ErrorMessage")))
+
+    percent_int = f.number("Percent")
+    if percent_int is None:
+        raise RecordError("record.Percent is missing")
+    if not 0 <= percent_int <= 100:
+        raise RecordError(f"record.Percent is {percent_int:g}, outside 0-100")
+    stage = f.text("Stage") or ""
+    notes += _mixed_record_notes(status, stage, percent_int, f, error_code)
+
+    current = f.obj("CurrentProgress")
+    points = _progress_points(f)
+    logs = f.strings("Logs")
+    log_times = [t for t in (parse_log_time(line) for line in logs[-LOG_TAIL:]) if t is not None]
+    plan = f.obj("PlanSpec")
+
+    completed_at = (
+        f.time("CompletedUtc") or f.time("CanceledUtc") or f.time("EndedUtc") or f.time("FinishedAt")
+    )
+    return JobRecord(
+        id=job_id,
+        format=RecordFormat.AURA,
+        status=status,
+        stage=stage,
+        percent=percent_int,
+        raw_status=raw_status,
+        stage_percent=current.number("StagePercent") if current else None,
+        message=current.text("Message") if current else None,
+        created_at=f.time("CreatedUtc") or f.time("StartedAt"),
+        queued_at=f.time("QueuedUtc"),
+        started_at=f.time("StartedUtc"),
+        completed_at=completed_at if status.terminal else None,
+        updated_at=max(log_times[-1:] + [p.at for p in points[-1:]], default=None),
+        last_progress_at=_last_progress(points),
+        output_path=f.text("OutputPath"),
+        error_message=error_message,
+        error_code=error_code,
+        failure_stage=failure.text("Stage") if failure else None,
+        stderr_snippet=failure.text("StderrSnippet") if failure else None,
+        suggested_actions=tuple(failure.strings("SuggestedActions")) if failure else (),
+        expected_duration_s=plan.duration("TargetDuration") if plan else None,
+        inconsistencies=tuple(notes),
+        logs_tail=tuple(logs[-LOG_TAIL:]),
+        history=tuple(points[-HISTORY_TAIL:]),
+    )

@@ -1,0 +1,65 @@
+"""`aura-monitor serve`: the sidecar with its HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+
+import uvicorn
+
+from .api.app import create_app
+from .config import Settings
+from .exceptions import ConfigError
+from .settings_cli import add_settings_flags, settings_from_args
+from .sidecar import Sidecar
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to expose retry/cancel beyond loopback without a token."""
+    if not is_loopback(settings.host) and not settings.token:
+        raise ConfigError(
+            f"refusing to bind {settings.host} without a token: set --token or AURA_MONITOR_TOKEN "
+            "(mutating routes would be open to the network)"
+        )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_server(settings: Settings, sidecar: Sidecar | None = None, announce: bool = True) -> None:
+    check_exposure(settings)
+    sidecar = sidecar or Sidecar(settings)
+    app = create_app(sidecar)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    if announce:
+        print(
+            f"aura-monitor watching {sidecar.jobs_dir}; "
+            f"API on http://{settings.host}:{settings.port}/api/jobs (docs at /docs, metrics at /metrics)",
+            flush=True,
+        )
+    server.run()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_settings_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    configure_logging(settings.log_level)
+    run_server(settings)
+    return 0

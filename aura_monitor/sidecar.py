@@ -1,0 +1,84 @@
+"""The composition root: wires settings, clock, tracker, ingest, watcher, stall timer and metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+
+from .clock import Clock, SystemClock
+from .config import Settings
+from .ingest import Ingestor
+from .metrics import SnapshotCollector, TransitionMetrics
+from .model import stage_key
+from .stall import Thresholds
+from .stall_timer import StallTimer
+from .tracker import Tracker
+from .transitions import Transition
+from .watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+
+class Sidecar:
+    """Everything that watches and judges jobs, without the HTTP layer; start() / stop() are idempotent."""
+
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, registry: CollectorRegistry | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.registry = registry or CollectorRegistry()
+        self.thresholds = Thresholds.from_settings(settings)
+        self.jobs_dir = settings.jobs_dir.absolute()
+        self.tracker = Tracker(self.thresholds, unreadable_grace=settings.unreadable_grace)
+        self.transition_metrics = TransitionMetrics(self.registry)
+        self.ingestor = Ingestor(self.jobs_dir, self.tracker, self.clock, self.transition_metrics.lag.observe)
+        self.watcher = Watcher(
+            self.jobs_dir,
+            self.ingestor,
+            backend=settings.watch,
+            rescan_interval=settings.rescan_interval,
+            poll_interval=settings.poll_interval,
+        )
+        self.stall_timer = StallTimer(self.tracker, self.clock)
+        self.tracker.subscribe(self._count)
+        self.collector = SnapshotCollector(
+            self.tracker,
+            self.thresholds,
+            self.clock,
+            self.ingestor.stats,
+            self.watcher.stats,
+            lambda: self.watcher.ready,
+        )
+        self.registry.register(self.collector)
+        self._started = False
+
+    def _count(self, batch: Sequence[Transition]) -> None:
+        def stage_of(job_id: str) -> str:
+            state = self.tracker.get(job_id)
+            return stage_key(state.record.stage) if state and state.record else "unknown"
+
+        self.transition_metrics.observe(batch, stage_of)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.ingestor.start()
+        self.stall_timer.start()
+        self.watcher.start()
+        log.info("watching %s (%s)", self.jobs_dir, self.settings.watch)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.watcher.stop()
+        self.stall_timer.stop()
+        self.ingestor.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self.watcher.ready and self.stall_timer.alive

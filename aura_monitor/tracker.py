@@ -1,0 +1,319 @@
+"""Live state of every job: applies records, keeps history, and turns each change into a Transition."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .model import JobRecord, JobStatus, ProgressPoint
+from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
+from .transitions import Transition, TransitionKind
+
+SAMPLES = 20
+TRANSITIONS_KEPT = 100
+
+Listener = Callable[[Sequence[Transition]], None]
+
+
+@dataclass(slots=True)
+class JobState:
+    """What the sidecar knows of one job; mutated only by the Tracker, under its lock."""
+
+    id: str
+    path: str
+    first_seen: float
+    record: JobRecord | None = None
+    last_change_at: float | None = None
+    last_progress_at: float | None = None
+    status_since: float | None = None
+    stage_since: float | None = None
+    threshold: float | None = None
+    threshold_kind: ThresholdKind | None = None
+    stalled: bool = False
+    stalled_since: float | None = None
+    verdict: str | None = None
+    file_mtime: float | None = None
+    parse_failures: int = 0
+    last_parse_error: str | None = None
+    unreadable_since: float | None = None
+    unreadable_reported: bool = False
+    samples: deque[ProgressPoint] = field(default_factory=lambda: deque(maxlen=SAMPLES))
+    transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT))
+
+    def seconds_since_progress(self, now: float) -> float | None:
+        return None if self.last_progress_at is None else max(0.0, now - self.last_progress_at)
+
+
+def default_verdict(status: JobStatus) -> str:
+    """Stall reason before (or without) a diagnosis."""
+    return "queued_too_long" if status is JobStatus.QUEUED else "no_progress"
+
+
+class Tracker:
+    """Thread-safe job table. Writers: the ingest thread and the stall timer; readers: everything else."""
+
+    def __init__(self, thresholds: Thresholds, unreadable_grace: float = 10.0) -> None:
+        self.thresholds = thresholds
+        self.unreadable_grace = unreadable_grace
+        self.lock = threading.RLock()
+        self._jobs: dict[str, JobState] = {}
+        self._stalls = DeadlineHeap()
+        self._unreadable = DeadlineHeap()
+        self._seq = itertools.count(1)
+        self._listeners: list[Listener] = []
+        self._deadline_listeners: list[Callable[[float], None]] = []
+
+    # -- observers -----------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` with every batch of transitions, in order, under the tracker lock."""
+        self._listeners.append(listener)
+
+    def on_deadline(self, callback: Callable[[float], None]) -> None:
+        """Call `callback(deadline)` whenever a stall or unreadable deadline is armed (under the lock)."""
+        self._deadline_listeners.append(callback)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobState | None:
+        return self._jobs.get(job_id)
+
+    def jobs(self) -> list[JobState]:
+        with self.lock:
+            return list(self._jobs.values())
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def next_deadline(self) -> float | None:
+        with self.lock:
+            deadlines = [d for d in (self._stalls.next_deadline(), self._unreadable.next_deadline()) if d]
+            return min(deadlines, default=None)
+
+    # -- writes --------------------------------------------------------------------------------
+    def apply(self, path: str, record: JobRecord, at: float, mtime: float | None = None) -> list[Transition]:
+        """Take a freshly parsed record of the job at `path`, observed at `at`."""
+        with self.lock:
+            state = self._jobs.get(record.id)
+            out: list[Transition] = []
+            if state is None:
+                state = JobState(id=record.id, path=path, first_seen=at)
+                self._jobs[record.id] = state
+            state.path, state.file_mtime = path, mtime
+            if state.unreadable_since is not None:
+                if state.unreadable_reported:
+                    out.append(
+                        self._make(state, TransitionKind.READABLE, None, None, "record parses again", at)
+                    )
+                state.unreadable_since, state.unreadable_reported = None, False
+                self._unreadable.disarm(state.id)
+            if state.record is None:
+                self._discover(state, record, at, mtime, out)
+            else:
+                self._update(state, record, at, out)
+            self._rearm(state, at, out)
+            return self._emit(out)
+
+    def record_failure(self, job_id: str, path: str, error: str, at: float) -> list[Transition]:
+        """A read of this job's file failed; the last good state is kept."""
+        with self.lock:
+            state = self._jobs.get(job_id)
+            if state is None:
+                state = JobState(id=job_id, path=path, first_seen=at)
+                self._jobs[job_id] = state
+            state.parse_failures += 1
+            state.last_parse_error = error
+            if state.unreadable_since is None:
+                state.unreadable_since = at
+                self._unreadable.arm(job_id, at + self.unreadable_grace)
+                self._deadline_armed(at + self.unreadable_grace)
+            return []
+
+    def remove(self, job_id: str, at: float) -> list[Transition]:
+        with self.lock:
+            state = self._jobs.pop(job_id, None)
+            if state is None:
+                return []
+            self._stalls.disarm(job_id)
+            self._unreadable.disarm(job_id)
+            return self._emit([self._make(state, TransitionKind.REMOVED, None, None, "job.json removed", at)])
+
+    def set_verdict(self, job_id: str, verdict: str, reason: str, at: float) -> list[Transition]:
+        """Refine a job's verdict (from the diagnosis)."""
+        with self.lock:
+            state = self._jobs.get(job_id)
+            if state is None or state.verdict == verdict:
+                return []
+            out = [self._make(state, TransitionKind.VERDICT, state.verdict, verdict, reason, at)]
+            state.verdict = verdict
+            return self._emit(out)
+
+    def tick(self, now: float) -> list[Transition]:
+        """Flag every job whose stall or unreadable deadline passed before `now`."""
+        with self.lock:
+            out: list[Transition] = []
+            for job_id in self._stalls.pop_due(now):
+                state = self._jobs.get(job_id)
+                if state is None or state.record is None or state.stalled or state.last_progress_at is None:
+                    continue
+                self._mark_stalled(state, now, out)
+            for job_id in self._unreadable.pop_due(now):
+                state = self._jobs.get(job_id)
+                if state is None or state.unreadable_since is None:
+                    continue
+                state.unreadable_reported = True
+                reason = (
+                    f"job.json unreadable for {now - state.unreadable_since:.0f} s: {state.last_parse_error}"
+                )
+                out.append(self._make(state, TransitionKind.UNREADABLE, None, None, reason, now))
+            return self._emit(out)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _discover(
+        self, state: JobState, record: JobRecord, at: float, mtime: float | None, out: list[Transition]
+    ) -> None:
+        state.record = record
+        known = record.last_progress_at
+        if record.status is JobStatus.QUEUED:
+            known = record.queued_at or record.created_at or known
+        candidates = [t for t in (known, mtime) if t is not None]
+        # The record's own stamp is best; never trust one from the future (clock skew, bad writer).
+        state.last_progress_at = min(known if known is not None else min(candidates, default=at), at)
+        state.last_change_at = at
+        state.status_since = state.stage_since = state.last_progress_at
+        state.samples.extend(record.history)
+        if not record.history:
+            state.samples.append(ProgressPoint(state.last_progress_at, record.percent, record.stage))
+        out.append(self._make(state, TransitionKind.DISCOVERED, None, record.status.value, "first seen", at))
+        if record.inconsistencies:
+            out.append(self._inconsistent(state, record, at))
+
+    def _update(self, state: JobState, record: JobRecord, at: float, out: list[Transition]) -> None:
+        old = state.record
+        assert old is not None
+        state.record = record
+        state.last_change_at = at
+        progressed = False
+        if record.status is not old.status:
+            out.append(
+                self._make(
+                    state,
+                    TransitionKind.STATUS,
+                    old.status.value,
+                    record.status.value,
+                    record.error_message or "record status changed",
+                    at,
+                    at - (state.status_since or at),
+                )
+            )
+            state.status_since = at
+            progressed = True
+        if record.stage != old.stage:
+            out.append(
+                self._make(
+                    state,
+                    TransitionKind.STAGE,
+                    old.stage,
+                    record.stage,
+                    "stage changed",
+                    at,
+                    at - (state.stage_since or at),
+                )
+            )
+            state.stage_since = at
+            progressed = True
+        if record.percent != old.percent:
+            out.append(
+                self._make(
+                    state,
+                    TransitionKind.PROGRESS,
+                    f"{old.percent:g}",
+                    f"{record.percent:g}",
+                    record.message or "progress",
+                    at,
+                )
+            )
+            progressed = True
+        if progressed:
+            state.last_progress_at = at
+            state.samples.append(ProgressPoint(at, record.percent, record.stage))
+        if record.inconsistencies and record.inconsistencies != old.inconsistencies:
+            out.append(self._inconsistent(state, record, at))
+
+    def _rearm(self, state: JobState, at: float, out: list[Transition]) -> None:
+        record = state.record
+        assert record is not None and state.last_progress_at is not None
+        picked = self.thresholds.for_job(record.status, record.stage, record.percent)
+        state.threshold, state.threshold_kind = picked if picked else (None, None)
+        progressed_since_stall = (
+            state.stalled_since is not None and state.last_progress_at > state.stalled_since
+        )
+        if state.stalled and (picked is None or progressed_since_stall):
+            reason = "job reached a terminal state" if record.status.terminal else "progress resumed"
+            out.append(
+                self._make(
+                    state,
+                    TransitionKind.RECOVERED,
+                    state.verdict,
+                    None,
+                    reason,
+                    at,
+                    at - (state.stalled_since or at),
+                )
+            )
+            state.stalled, state.stalled_since, state.verdict = False, None, None
+        if picked is None:
+            self._stalls.disarm(state.id)
+        elif not state.stalled:
+            deadline = stalls_after(state.last_progress_at, picked[0])
+            if at > deadline:
+                self._mark_stalled(state, at, out)
+            else:
+                self._stalls.arm(state.id, deadline)
+                self._deadline_armed(deadline)
+
+    def _mark_stalled(self, state: JobState, now: float, out: list[Transition]) -> None:
+        record = state.record
+        assert record is not None and state.last_progress_at is not None and state.threshold is not None
+        state.stalled = True
+        state.stalled_since = stalls_after(state.last_progress_at, state.threshold)
+        state.verdict = default_verdict(record.status)
+        reason = (
+            f"no progress for {now - state.last_progress_at:.1f} s in stage {record.stage or '?'} at "
+            f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'})"
+        )
+        out.append(
+            self._make(
+                state, TransitionKind.STALLED, None, state.verdict, reason, now, now - state.last_progress_at
+            )
+        )
+
+    def _inconsistent(self, state: JobState, record: JobRecord, at: float) -> Transition:
+        return self._make(
+            state, TransitionKind.INCONSISTENT, None, None, "; ".join(record.inconsistencies), at
+        )
+
+    def _make(
+        self,
+        state: JobState,
+        kind: TransitionKind,
+        old: str | None,
+        new: str | None,
+        reason: str,
+        at: float,
+        elapsed: float | None = None,
+    ) -> Transition:
+        transition = Transition(next(self._seq), state.id, kind, old, new, reason, at, elapsed)
+        state.transitions.append(transition)
+        return transition
+
+    def _emit(self, out: list[Transition]) -> list[Transition]:
+        if out:
+            for listener in self._listeners:
+                listener(out)
+        return out
+
+    def _deadline_armed(self, deadline: float) -> None:
+        for callback in self._deadline_listeners:
+            callback(deadline)

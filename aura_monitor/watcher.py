@@ -1,0 +1,203 @@
+"""Watches the jobs dir (inotify via watchdog, or polling) and names changed job files to the ingestor."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from .ingest import RECORD_NAME, Ingestor
+
+log = logging.getLogger(__name__)
+
+# Opened and closed-without-write events are excluded: otherwise our own reads would wake us up.
+_EVENT_FILTER = [
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+
+
+@dataclass(slots=True)
+class WatcherStats:
+    events: int = 0
+    rescans: int = 0
+    handler_errors: int = 0
+    observer_restarts: int = 0
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        # An exception escaping here silently kills watchdog's dispatcher thread.
+        try:
+            self._watcher.handle(event)
+        except Exception:
+            self._watcher.stats.handler_errors += 1
+            log.exception("error handling %r", event)
+
+
+class Watcher:
+    """Keeps the ingestor informed of every job file; rescans fully at start, periodically and on trouble."""
+
+    def __init__(
+        self,
+        root: Path,
+        ingestor: Ingestor,
+        backend: Literal["inotify", "polling"] = "inotify",
+        rescan_interval: float = 30.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.root = root
+        self.ingestor = ingestor
+        self.backend = backend
+        self.rescan_interval = rescan_interval if backend == "inotify" else poll_interval
+        self.stats = WatcherStats()
+        self._observer: BaseObserver | None = None
+        self._root_id: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._kick = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._root_str = str(root)
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def root_exists(self) -> bool:
+        return self.root.is_dir()
+
+    @property
+    def observer_alive(self) -> bool:
+        if self.backend == "polling":
+            return self._thread is not None and self._thread.is_alive()
+        return self._observer is not None and self._observer.is_alive()
+
+    @property
+    def ready(self) -> bool:
+        return self._root_id is not None and self.observer_alive
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._supervise, name="aura-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kick.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._stop_observer()
+
+    def rescan_now(self) -> None:
+        self._kick.set()
+
+    # -- the supervisor loop -------------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._check_root()
+            except Exception:
+                log.exception("watcher supervision failed; retrying")
+            interval = self.rescan_interval if self._root_id is not None else 0.5
+            self._kick.wait(interval)
+            self._kick.clear()
+
+    def _check_root(self) -> None:
+        try:
+            st = os.stat(self.root)
+            root_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            root_id = None
+        if root_id != self._root_id:
+            if self._root_id is not None:
+                log.warning(
+                    "jobs dir %s %s", self.root, "was replaced" if root_id else "disappeared; waiting"
+                )
+            self._stop_observer()
+            self._root_id = root_id
+        if root_id is None:
+            self.rescan()  # drops the jobs whose files are gone
+            return
+        if self.backend == "inotify" and not self.observer_alive:
+            self._start_observer()
+        self.rescan()
+
+    def _start_observer(self) -> None:
+        if self._observer is not None:
+            self.stats.observer_restarts += 1
+            self._stop_observer()
+        observer = Observer()
+        observer.schedule(_Handler(self), self._root_str, recursive=True, event_filter=_EVENT_FILTER)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive() and threading.current_thread() is not observer:
+                observer.join(timeout=2)
+
+    # -- work ----------------------------------------------------------------------------------
+    def rescan(self) -> int:
+        """Name every job file (unchanged ones are skipped by the ingestor) and every vanished one."""
+        self.stats.rescans += 1
+        seen: set[str] = set()
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            entries = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                path = os.path.join(entry.path, RECORD_NAME)
+                seen.add(path)
+                self.ingestor.touch(path, force=False)
+        for state in self.ingestor.tracker.jobs():
+            if state.path not in seen:
+                self.ingestor.touch(state.path)
+        return len(seen)
+
+    def handle(self, event: FileSystemEvent) -> None:
+        self.stats.events += 1
+        paths = (
+            [event.src_path, getattr(event, "dest_path", "")]
+            if event.event_type == "moved"
+            else [event.src_path]
+        )
+        for raw in paths:
+            path = os.fsdecode(raw)
+            if not path:
+                continue
+            if event.is_directory:
+                if path == self._root_str:
+                    self._kick.set()
+                elif os.path.dirname(path) == self._root_str:
+                    self.ingestor.touch(os.path.join(path, RECORD_NAME))
+            elif os.path.basename(path) == RECORD_NAME:
+                self.ingestor.touch(path)
