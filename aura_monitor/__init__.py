@@ -1,7 +1,5 @@
 """aura-monitor: an observability-first sidecar monitor and stall diagnoser for video render pipelines."""
 
-from __future__ import annotations
-
 from .clock import Clock, FakeClock, SystemClock
 from .config import Settings, load_settings
 from .exceptions import (

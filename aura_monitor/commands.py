@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import serve
+from . import demo, serve
 
 
 def _add(sub: Any, name: str, help_text: str, module: Any) -> None:
@@ -16,3 +16,4 @@ def _add(sub: Any, name: str, help_text: str, module: Any) -> None:
 
 def register(sub: Any) -> None:
     _add(sub, "serve", "Run the sidecar: watch a jobs dir, serve the API, SSE and /metrics.", serve)
+    _add(sub, "demo", "Run the sidecar on a generated jobs dir of demo jobs.", demo)

@@ -84,6 +84,8 @@ class Watcher:
         self._kick = threading.Event()
         self._thread: threading.Thread | None = None
         self._root_str = str(root)
+        self._root_lost = False
+        self._observer_started = False
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -94,7 +96,14 @@ class Watcher:
     def observer_alive(self) -> bool:
         if self.backend == "polling":
             return self._thread is not None and self._thread.is_alive()
-        return self._observer is not None and self._observer.is_alive()
+        observer = self._observer
+        # When the watched dir is deleted, watchdog's emitter thread ends but the observer thread lives on.
+        return (
+            observer is not None
+            and observer.is_alive()
+            and bool(observer.emitters)
+            and all(emitter.is_alive() for emitter in observer.emitters)
+        )
 
     @property
     def ready(self) -> bool:
@@ -133,6 +142,10 @@ class Watcher:
             root_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
         except OSError:
             root_id = None
+        if self._root_lost:
+            self._root_lost = False
+            self._root_id = None  # a recreated dir may reuse the old inode number
+            self._stop_observer()
         if root_id != self._root_id:
             if self._root_id is not None:
                 log.warning(
@@ -148,9 +161,10 @@ class Watcher:
         self.rescan()
 
     def _start_observer(self) -> None:
-        if self._observer is not None:
+        if self._observer_started:
             self.stats.observer_restarts += 1
-            self._stop_observer()
+        self._stop_observer()
+        self._observer_started = True
         observer = Observer()
         observer.schedule(_Handler(self), self._root_str, recursive=True, event_filter=_EVENT_FILTER)
         observer.daemon = True
@@ -196,6 +210,7 @@ class Watcher:
                 continue
             if event.is_directory:
                 if path == self._root_str:
+                    self._root_lost = event.event_type in ("deleted", "moved")
                     self._kick.set()
                 elif os.path.dirname(path) == self._root_str:
                     self.ingestor.touch(os.path.join(path, RECORD_NAME))

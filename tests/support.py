@@ -1,0 +1,40 @@
+"""Helpers shared by tests: waiting on conditions with a deadline, writing records as real writers do."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aura_monitor.records import SCHEMA
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def write_native(jobs_dir: Path, job_id: str, **fields: object) -> Path:
+    """Write a native record atomically (temp file + os.replace), as the reporter SDK does."""
+    doc: dict[str, object] = {
+        "schema": SCHEMA,
+        "id": job_id,
+        "revision": 1,
+        "status": "running",
+        "stage": "Render",
+        "percent": 50.0,
+    }
+    doc.update(fields)
+    folder = jobs_dir / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"job.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, folder / "job.json")
+    return folder / "job.json"

@@ -1,0 +1,73 @@
+"""Metrics from the snapshot and from transitions, read back from a fresh registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from aura_monitor.clock import FakeClock
+from aura_monitor.config import load_settings
+from aura_monitor.model import JobStatus
+from aura_monitor.sidecar import Sidecar
+from tests.test_tracker import record
+
+
+def sidecar_at(tmp_path: Path, clock: FakeClock) -> tuple[Sidecar, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return Sidecar(load_settings(jobs_dir=tmp_path), clock=clock, registry=registry), registry
+
+
+def test_jobs_by_status_and_the_stalled_gauge_carry_the_verdict(tmp_path: Path, clock: FakeClock) -> None:
+    sc, registry = sidecar_at(tmp_path, clock)
+    sc.tracker.apply("/j/a/job.json", record(id="a", last_progress_at=clock.now()), clock.now())
+    sc.tracker.apply("/j/b/job.json", record(id="b", status=JobStatus.COMPLETED, percent=100.0), clock.now())
+    sc.tracker.tick(clock.advance(46))
+    assert registry.get_sample_value("aura_jobs", {"status": "running"}) == 1
+    assert registry.get_sample_value("aura_jobs", {"status": "completed"}) == 1
+    assert registry.get_sample_value("aura_jobs", {"status": "failed"}) == 0
+    labels = {"job_id": "a", "stage": "tts", "reason": "no_progress"}
+    assert registry.get_sample_value("aura_job_stalled", labels) == 1
+    sc.tracker.set_verdict("a", "process_hung", "ffmpeg stopped", clock.now())
+    assert registry.get_sample_value("aura_job_stalled", {**labels, "reason": "process_hung"}) == 1
+    assert registry.get_sample_value("aura_job_stalls_total", {"stage": "tts"}) == 1
+    assert registry.get_sample_value("aura_job_verdicts_total", {"verdict": "process_hung"}) == 1
+
+
+def test_per_job_series_exist_only_for_active_jobs(tmp_path: Path, clock: FakeClock) -> None:
+    sc, registry = sidecar_at(tmp_path, clock)
+    sc.tracker.apply("/j/a/job.json", record(id="a", last_progress_at=clock.now()), clock.now())
+    sc.tracker.apply("/j/b/job.json", record(id="b", status=JobStatus.FAILED), clock.now())
+    text = generate_latest(registry).decode()
+    assert 'job_id="a"' in text and 'job_id="b"' not in text
+    assert registry.get_sample_value("aura_job_threshold_seconds", {"job_id": "a", "kind": "default"}) == 45
+    assert (
+        registry.get_sample_value("aura_job_last_progress_timestamp_seconds", {"job_id": "a", "stage": "tts"})
+        == clock.now()
+    )
+
+
+def test_stage_durations_and_outcomes_come_from_transitions(tmp_path: Path, clock: FakeClock) -> None:
+    sc, registry = sidecar_at(tmp_path, clock)
+    sc.tracker.apply("/j/a/job.json", record(id="a", stage="TTS"), clock.now())
+    sc.tracker.apply("/j/a/job.json", record(id="a", stage="Images", percent=60.0), clock.advance(12))
+    sc.tracker.apply(
+        "/j/a/job.json",
+        record(id="a", stage="Complete", percent=100.0, status=JobStatus.COMPLETED),
+        clock.advance(3),
+    )
+    assert registry.get_sample_value("aura_job_stage_duration_seconds_sum", {"stage": "tts"}) == 12
+    assert registry.get_sample_value("aura_job_stage_duration_seconds_count", {"stage": "images"}) == 1
+    assert registry.get_sample_value("aura_job_outcomes_total", {"status": "completed"}) == 1
+    assert registry.get_sample_value("aura_job_transitions_total", {"kind": "stage"}) == 2
+
+
+def test_configured_thresholds_and_watcher_health_are_exported(tmp_path: Path, clock: FakeClock) -> None:
+    registry = CollectorRegistry()
+    Sidecar(load_settings(jobs_dir=tmp_path, stage_thresholds={"tts": 90}), clock=clock, registry=registry)
+    assert (
+        registry.get_sample_value("aura_stall_threshold_seconds", {"kind": "finalizing", "stage": ""}) == 180
+    )
+    assert registry.get_sample_value("aura_stall_threshold_seconds", {"kind": "stage", "stage": "tts"}) == 90
+    assert registry.get_sample_value("aura_watcher_up") == 0  # not started
+    assert registry.get_sample_value("aura_record_parse_failures_total") == 0
