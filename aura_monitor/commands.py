@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import demo, serve
+from . import demo, explain_cli, serve
+from .pipeline import commands as pipeline_commands
 
 
 def _add(sub: Any, name: str, help_text: str, module: Any) -> None:
@@ -16,4 +17,6 @@ def _add(sub: Any, name: str, help_text: str, module: Any) -> None:
 
 def register(sub: Any) -> None:
     _add(sub, "serve", "Run the sidecar: watch a jobs dir, serve the API, SSE and /metrics.", serve)
+    _add(sub, "explain", "Explain a job: verdict, evidence and what to do, from the files alone.", explain_cli)
     _add(sub, "demo", "Run the sidecar on a generated jobs dir of demo jobs.", demo)
+    pipeline_commands.register(sub)

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from .clock import Clock, SystemClock
 from .config import Settings
+from .diagnosis.service import DiagnosisService
 from .ingest import Ingestor
 from .metrics import SnapshotCollector, TransitionMetrics
 from .model import stage_key
@@ -44,6 +45,7 @@ class Sidecar:
         )
         self.stall_timer = StallTimer(self.tracker, self.clock)
         self.tracker.subscribe(self._count)
+        self.diagnosis = DiagnosisService(self.tracker, settings, self.thresholds, self.clock)
         self.collector = SnapshotCollector(
             self.tracker,
             self.thresholds,
@@ -67,6 +69,7 @@ class Sidecar:
             return
         self._started = True
         self.ingestor.start()
+        self.diagnosis.start()
         self.stall_timer.start()
         self.watcher.start()
         log.info("watching %s (%s)", self.jobs_dir, self.settings.watch)
@@ -77,6 +80,7 @@ class Sidecar:
         self._started = False
         self.watcher.stop()
         self.stall_timer.stop()
+        self.diagnosis.stop()
         self.ingestor.stop()
 
     @property

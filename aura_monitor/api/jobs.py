@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -109,6 +109,13 @@ def get_job(job: KnownJob, sidecar: SidecarDep) -> Job:
 def get_progress(job: KnownJob, sidecar: SidecarDep) -> Progress:
     """Percent, stage, elapsed time, ETA (median velocity of recent samples) and steps."""
     return progress_view(*job, sidecar.clock.now())
+
+
+@router.get("/jobs/{job_id}/explain", tags=["diagnosis"])
+def explain_job(job_id: JobIdPath, sidecar: SidecarDep) -> dict[str, Any]:
+    """Diagnosis: verdict, plain-language summary, findings with evidence and remediation (docs/diagnosis.md)."""
+    validate_job_id(job_id)
+    return sidecar.diagnosis.explain(job_id).body
 
 
 @router.get("/queue", response_model=Queue, response_model_by_alias=True)

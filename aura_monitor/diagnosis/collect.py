@@ -1,0 +1,129 @@
+"""Gathers the evidence for one job; every collector is bounded in time and says what it could not see."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..records.timestamps import parse_log_time
+from .encoder import parse_progress_file, parse_stderr_log, read_tail
+from .evidence import DiskEvidence, EncoderEvidence, Evidence, LogLine
+from .media import inspect_output
+from .processes import find_encoder, sample_processes
+from .subject import Subject
+
+JOB_LOG_LINES = 30
+
+
+@dataclass(frozen=True, slots=True)
+class CollectOptions:
+    jobs_dir: Path
+    ffmpeg_log_dir: Path
+    sample_window_s: float = 0.15
+    probe_timeout_s: float = 2.0
+
+
+def _encoder(subject: Subject, options: CollectOptions, evidence: Evidence) -> EncoderEvidence | None:
+    record = subject.record
+    if record is not None and record.progress_file:
+        encoder = parse_progress_file(record.progress_file)
+        if not encoder.exists:
+            evidence.missing("encoder", f"ffmpeg progress file {record.progress_file} is not readable")
+        if record.encoder_log:
+            log = parse_stderr_log(record.encoder_log)
+            encoder.errors = log.errors
+            encoder.output_announced = log.output_announced
+            encoder.ended = encoder.ended or log.ended
+        return encoder if encoder.exists else None
+    log_path = (
+        record.encoder_log if record and record.encoder_log else str(options.ffmpeg_log_dir / f"{subject.job_id}.log")
+    )
+    encoder = parse_stderr_log(log_path)
+    if not encoder.exists:
+        evidence.missing("encoder", f"no ffmpeg log at {log_path} (the job may not have reached Render yet)")
+        return None
+    return encoder
+
+
+def _log_tail(subject: Subject, encoder: EncoderEvidence | None) -> list[LogLine]:
+    lines: list[LogLine] = []
+    record = subject.record
+    if record is not None:
+        lines += [LogLine("job.json Logs", text, parse_log_time(text)) for text in record.logs_tail]
+        if record.job_log and (tail := read_tail(record.job_log, 16 * 1024)):
+            lines += [LogLine(record.job_log, text) for text in tail[0].splitlines()[-JOB_LOG_LINES:] if text]
+    if encoder is not None:
+        lines += [LogLine(encoder.path, text) for text in encoder.errors]
+    return lines
+
+
+def _disks(subject: Subject, options: CollectOptions, output_path: str | None) -> list[DiskEvidence]:
+    seen: set[int] = set()
+    disks: list[DiskEvidence] = []
+    candidates = [str(options.jobs_dir)]
+    if output_path:
+        candidates.append(os.path.dirname(output_path) or ".")
+    for candidate in candidates:
+        path = candidate
+        while path and not os.path.exists(path):
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+        try:
+            device = os.stat(path).st_dev
+            if device in seen:
+                continue
+            usage = shutil.disk_usage(path)
+        except OSError:
+            continue
+        seen.add(device)
+        disks.append(DiskEvidence(path=path, free_bytes=usage.free, total_bytes=usage.total))
+    return disks
+
+
+def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evidence:
+    """Evidence for `subject`; processes and output growth are sampled only for non-terminal jobs."""
+    evidence = Evidence(record_path=subject.record_path, record_mtime=subject.record_mtime)
+    if evidence.record_mtime is None:
+        try:
+            evidence.record_mtime = os.stat(subject.record_path).st_mtime
+        except OSError:
+            evidence.missing("job.json", f"cannot stat {subject.record_path}")
+    record = subject.record
+    evidence.encoder = _encoder(subject, options, evidence)
+    output_path = (record.output_path if record else None) or (
+        evidence.encoder.output_announced if evidence.encoder else None
+    )
+    pids: list[tuple[str, int]] = []
+    found: frozenset[int] = frozenset()
+    if record is not None:
+        pids = [(role, pid) for role, pid in (("worker", record.worker_pid), ("encoder", record.encoder_pid)) if pid]
+        announced = evidence.encoder.output_announced if evidence.encoder else None
+        if not pids and announced and not evidence.encoder.ended and (pid := find_encoder(announced)):  # type: ignore[union-attr]
+            pids, found = [("encoder", pid)], frozenset({pid})
+        if not pids and record.format.value == "aura":
+            evidence.missing("processes", "Aura records carry no process ids and no running ffmpeg writes its output")
+    before = os.stat(output_path).st_size if output_path and os.path.exists(output_path) else None
+    window = options.sample_window_s if active and (pids or output_path) else 0.0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="aura-evidence") as pool:
+        output_future = pool.submit(inspect_output, output_path, options.probe_timeout_s) if output_path else None
+        processes_future = pool.submit(sample_processes, pids, window, evidence.record_mtime, found)
+        if window and not pids:
+            time.sleep(window)  # still give the output file a window to grow in
+        evidence.processes = processes_future.result()
+        evidence.output = output_future.result() if output_future else None
+    if evidence.output is not None and before is not None and window:
+        try:
+            evidence.output.grew_bytes = os.stat(evidence.output.path).st_size - before
+        except OSError:
+            evidence.output.grew_bytes = None
+    if evidence.output and evidence.output.probe_error and "did not answer" in evidence.output.probe_error:
+        evidence.missing("output", evidence.output.probe_error)
+    evidence.log_tail = _log_tail(subject, evidence.encoder)
+    evidence.disks = _disks(subject, options, output_path)
+    return evidence

@@ -1,0 +1,87 @@
+"""Reading what ffmpeg says about itself: a `-progress` file, or the stderr log Aura keeps."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .evidence import EncoderEvidence
+
+TAIL_BYTES = 64 * 1024
+_TIME = re.compile(r"time=\s*(-?\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+_SPEED = re.compile(r"speed=\s*([\d.]+)x")
+_FRAME = re.compile(r"frame=\s*(\d+)")
+_OUTPUT = re.compile(r"Output #0, [^,]+, to '(.+)':")
+_ERROR = re.compile(
+    r"(error|invalid|failed|conversion failed|no such file|permission denied|broken pipe|killed|cannot)",
+    re.IGNORECASE,
+)
+
+
+def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[str, os.stat_result] | None:
+    """The last `limit` bytes of a file as text, with its stat; None when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size > limit:
+                fh.seek(st.st_size - limit)
+            data = fh.read(limit)
+    except OSError:
+        return None
+    return data.decode("utf-8", errors="replace"), st
+
+
+def _seconds(h: str, m: str, s: str) -> float:
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def parse_progress_file(path: str) -> EncoderEvidence:
+    """ffmpeg `-progress` output: key=value blocks, the last one ending `progress=end` on success."""
+    evidence = EncoderEvidence(path=path, kind="progress")
+    tail = read_tail(path)
+    if tail is None:
+        return evidence
+    text, st = tail
+    evidence.exists, evidence.mtime, evidence.size = True, st.st_mtime, st.st_size
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if value in ("", "N/A"):
+            continue
+        try:
+            if key in ("out_time_us", "out_time_ms"):  # both are microseconds
+                evidence.out_time_s = max(0.0, int(value) / 1e6)
+            elif key == "speed":
+                evidence.speed = float(value.rstrip("x"))
+            elif key == "frame":
+                evidence.frames = int(value)
+        except ValueError:
+            continue
+        if key == "progress":
+            evidence.ended = value == "end"
+    return evidence
+
+
+def parse_stderr_log(path: str) -> EncoderEvidence:
+    """ffmpeg's stderr: `time=` and `speed=` of the last status line, errors, and whether it ended well."""
+    evidence = EncoderEvidence(path=path, kind="log")
+    tail = read_tail(path)
+    if tail is None:
+        return evidence
+    text, st = tail
+    evidence.exists, evidence.mtime, evidence.size = True, st.st_mtime, st.st_size
+    for line in re.split(r"[\r\n]+", text):
+        if m := _TIME.search(line):
+            evidence.out_time_s = max(0.0, _seconds(*m.groups()))
+            if s := _SPEED.search(line):
+                evidence.speed = float(s.group(1))
+            if f := _FRAME.search(line):
+                evidence.frames = int(f.group(1))
+        elif "muxing overhead" in line:
+            evidence.ended = True
+        elif m := _OUTPUT.search(line):
+            evidence.output_announced = m.group(1)
+        elif _ERROR.search(line) and not line.lstrip().startswith(("configuration:", "built with")):
+            evidence.errors.append(line.strip()[:300])
+    evidence.errors = evidence.errors[-10:]
+    return evidence

@@ -1,0 +1,50 @@
+"""The job being diagnosed, as the tracker (online) or the files alone (offline) know it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..model import JobRecord
+from ..stall import ThresholdKind
+from ..tracker import JobState
+from ..transitions import Transition
+
+
+@dataclass(slots=True)
+class Subject:
+    job_id: str
+    record: JobRecord | None
+    record_path: str
+    record_mtime: float | None = None
+    last_progress_at: float | None = None
+    stalled: bool = False
+    stalled_since: float | None = None
+    threshold: float | None = None
+    threshold_kind: ThresholdKind | None = None
+    parse_failures: int = 0
+    last_parse_error: str | None = None
+    unreadable_since: float | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    observed_by_sidecar: bool = False
+
+    @classmethod
+    def from_state(cls, state: JobState, observed: bool) -> Subject:
+        return cls(
+            job_id=state.id,
+            record=state.record,
+            record_path=state.path,
+            record_mtime=state.file_mtime,
+            last_progress_at=state.last_progress_at,
+            stalled=state.stalled,
+            stalled_since=state.stalled_since,
+            threshold=state.threshold,
+            threshold_kind=state.threshold_kind,
+            parse_failures=state.parse_failures,
+            last_parse_error=state.last_parse_error,
+            unreadable_since=state.unreadable_since,
+            transitions=list(state.transitions),
+            observed_by_sidecar=observed,
+        )
+
+    def since_progress(self, now: float) -> float | None:
+        return None if self.last_progress_at is None else max(0.0, now - self.last_progress_at)
