@@ -74,16 +74,12 @@ class Settings(BaseSettings):
         "inotify", description="file watching backend; polling for NFS/SMB/Docker Desktop mounts"
     )
     poll_interval: float = Field(1.0, gt=0, le=60, description="seconds between scans with --watch polling")
-    rescan_interval: float = Field(
-        30.0, gt=0, description="seconds between full rescans (catches inotify overflow)"
-    )
+    rescan_interval: float = Field(30.0, gt=0, description="seconds between full rescans (catches inotify overflow)")
     stall_threshold: float = Field(45.0, gt=0, description="seconds without progress before a job is stalled")
     finalizing_threshold: float = Field(
         180.0, gt=0, description="stall threshold while finalizing (finalization stage or percent >= 90)"
     )
-    finalizing_percent: float = Field(
-        90.0, ge=0, le=100, description="percent from which a job is finalizing"
-    )
+    finalizing_percent: float = Field(90.0, ge=0, le=100, description="percent from which a job is finalizing")
     queued_threshold: float = Field(600.0, gt=0, description="seconds a job may stay queued")
     stage_thresholds: dict[str, float] = Field(
         default_factory=dict, description='per-stage thresholds in seconds, JSON: {"tts": 90, "render": 60}'
@@ -98,9 +94,7 @@ class Settings(BaseSettings):
     rediagnose_interval: float = Field(15.0, gt=0, description="seconds between diagnoses of a stalled job")
     heartbeat_interval: float = Field(10.0, gt=0, description="seconds between SSE heartbeat events")
     token: str | None = Field(None, description="bearer token required by retry and cancel")
-    upstream: str | None = Field(
-        None, description="Aura API to forward retry/cancel to, e.g. http://127.0.0.1:5005"
-    )
+    upstream: str | None = Field(None, description="Aura API to forward retry/cancel to, e.g. http://127.0.0.1:5005")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     @field_validator("stage_thresholds")

@@ -73,9 +73,7 @@ def write_examples(jobs_dir: Path, now: float) -> AuraJob:
 def keep_moving(job: AuraJob, stop: threading.Event, step_s: float = 1.0) -> None:
     """Advance the healthy job through Aura's stages, rewriting its file in place like Aura does."""
     while not stop.wait(step_s):
-        stage, _, end = next(
-            ((s, lo, hi) for s, lo, hi in _AURA_PATH if job.percent < hi), ("Rendering", 80, 95)
-        )
+        stage, _, end = next(((s, lo, hi) for s, lo, hi in _AURA_PATH if job.percent < hi), ("Rendering", 80, 95))
         if job.percent >= 95:
             job.status, job.stage, job.percent = DONE, "Complete", 100
             job.extra.update({"CompletedUtc": net_time(time.time()), "OutputPath": "/tmp/demo-healthy.mp4"})
@@ -87,9 +85,7 @@ def keep_moving(job: AuraJob, stop: threading.Event, step_s: float = 1.0) -> Non
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=9465, help="port of the sidecar (default 9465)")
-    parser.add_argument(
-        "--jobs-dir", type=Path, default=None, help="where to write the demo jobs (default: temp)"
-    )
+    parser.add_argument("--jobs-dir", type=Path, default=None, help="where to write the demo jobs (default: temp)")
 
 
 def run(args: argparse.Namespace) -> int:

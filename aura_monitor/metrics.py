@@ -33,9 +33,7 @@ class TransitionMetrics:
             buckets=STAGE_BUCKETS,
             registry=registry,
         )
-        self.stalls = PromCounter(
-            "aura_job_stalls_total", "Jobs that became stalled", ["stage"], registry=registry
-        )
+        self.stalls = PromCounter("aura_job_stalls_total", "Jobs that became stalled", ["stage"], registry=registry)
         self.recoveries = PromCounter(
             "aura_job_recoveries_total",
             "Stalled jobs that progressed again or ended",
@@ -126,9 +124,7 @@ class SnapshotCollector(Collector):
             "When an active job last progressed (unix time)",
             labels=["job_id", "stage"],
         )
-        percent = GaugeMetricFamily(
-            "aura_job_percent", "Overall percent of an active job", labels=["job_id", "stage"]
-        )
+        percent = GaugeMetricFamily("aura_job_percent", "Overall percent of an active job", labels=["job_id", "stage"])
         threshold = GaugeMetricFamily(
             "aura_job_threshold_seconds",
             "Stall threshold that applies to an active job now",

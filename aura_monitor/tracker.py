@@ -103,9 +103,7 @@ class Tracker:
             state.path, state.file_mtime = path, mtime
             if state.unreadable_since is not None:
                 if state.unreadable_reported:
-                    out.append(
-                        self._make(state, TransitionKind.READABLE, None, None, "record parses again", at)
-                    )
+                    out.append(self._make(state, TransitionKind.READABLE, None, None, "record parses again", at))
                 state.unreadable_since, state.unreadable_reported = None, False
                 self._unreadable.disarm(state.id)
             if state.record is None:
@@ -163,9 +161,7 @@ class Tracker:
                 if state is None or state.unreadable_since is None:
                     continue
                 state.unreadable_reported = True
-                reason = (
-                    f"job.json unreadable for {now - state.unreadable_since:.0f} s: {state.last_parse_error}"
-                )
+                reason = f"job.json unreadable for {now - state.unreadable_since:.0f} s: {state.last_parse_error}"
                 out.append(self._make(state, TransitionKind.UNREADABLE, None, None, reason, now))
             return self._emit(out)
 
@@ -246,9 +242,7 @@ class Tracker:
         assert record is not None and state.last_progress_at is not None
         picked = self.thresholds.for_job(record.status, record.stage, record.percent)
         state.threshold, state.threshold_kind = picked if picked else (None, None)
-        progressed_since_stall = (
-            state.stalled_since is not None and state.last_progress_at > state.stalled_since
-        )
+        progressed_since_stall = state.stalled_since is not None and state.last_progress_at > state.stalled_since
         if state.stalled and (picked is None or progressed_since_stall):
             reason = "job reached a terminal state" if record.status.terminal else "progress resumed"
             out.append(
@@ -284,15 +278,11 @@ class Tracker:
             f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'})"
         )
         out.append(
-            self._make(
-                state, TransitionKind.STALLED, None, state.verdict, reason, now, now - state.last_progress_at
-            )
+            self._make(state, TransitionKind.STALLED, None, state.verdict, reason, now, now - state.last_progress_at)
         )
 
     def _inconsistent(self, state: JobState, record: JobRecord, at: float) -> Transition:
-        return self._make(
-            state, TransitionKind.INCONSISTENT, None, None, "; ".join(record.inconsistencies), at
-        )
+        return self._make(state, TransitionKind.INCONSISTENT, None, None, "; ".join(record.inconsistencies), at)
 
     def _make(
         self,

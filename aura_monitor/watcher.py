@@ -148,9 +148,7 @@ class Watcher:
             self._stop_observer()
         if root_id != self._root_id:
             if self._root_id is not None:
-                log.warning(
-                    "jobs dir %s %s", self.root, "was replaced" if root_id else "disappeared; waiting"
-                )
+                log.warning("jobs dir %s %s", self.root, "was replaced" if root_id else "disappeared; waiting")
             self._stop_observer()
             self._root_id = root_id
         if root_id is None:
@@ -199,11 +197,7 @@ class Watcher:
 
     def handle(self, event: FileSystemEvent) -> None:
         self.stats.events += 1
-        paths = (
-            [event.src_path, getattr(event, "dest_path", "")]
-            if event.event_type == "moved"
-            else [event.src_path]
-        )
+        paths = [event.src_path, getattr(event, "dest_path", "")] if event.event_type == "moved" else [event.src_path]
         for raw in paths:
             path = os.fsdecode(raw)
             if not path:

@@ -170,9 +170,7 @@ def test_an_in_place_rewrite_shows_in_the_api_within_a_second(client: TestClient
     assert client.get("/api/jobs/tts-stalled").json()["stalled"] is False
 
 
-def test_a_job_whose_file_was_never_readable_is_a_404_that_says_why(
-    client: TestClient, jobs_dir: Path
-) -> None:
+def test_a_job_whose_file_was_never_readable_is_a_404_that_says_why(client: TestClient, jobs_dir: Path) -> None:
     (jobs_dir / "broken").mkdir()
     (jobs_dir / "broken" / "job.json").write_text("{nope")
     app_sidecar: Sidecar = client.app.state.sidecar  # type: ignore[attr-defined]

@@ -22,9 +22,7 @@ def test_serve_help_names_every_setting_and_its_variable(capsys: pytest.CaptureF
         assert "AURA_MONITOR_" + name.upper() in text
 
 
-def test_a_bad_setting_is_a_one_line_error_and_exit_2(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_a_bad_setting_is_a_one_line_error_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["serve", "--jobs-dir", str(tmp_path), "--stall-threshold", "-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "stall_threshold" in err

@@ -14,9 +14,7 @@ def test_flags_beat_environment_which_beats_the_file_which_beats_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "monitor.toml"
-    config.write_text(
-        "stall-threshold = 60\nfinalizing_threshold = 200\nport = 7000\n[stage_thresholds]\ntts = 90\n"
-    )
+    config.write_text("stall-threshold = 60\nfinalizing_threshold = 200\nport = 7000\n[stage_thresholds]\ntts = 90\n")
     monkeypatch.setenv("AURA_MONITOR_CONFIG", str(config))
     monkeypatch.setenv("AURA_MONITOR_FINALIZING_THRESHOLD", "240")
     monkeypatch.setenv("AURA_MONITOR_PORT", "7100")

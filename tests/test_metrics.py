@@ -65,9 +65,7 @@ def test_stage_durations_and_outcomes_come_from_transitions(tmp_path: Path, cloc
 def test_configured_thresholds_and_watcher_health_are_exported(tmp_path: Path, clock: FakeClock) -> None:
     registry = CollectorRegistry()
     Sidecar(load_settings(jobs_dir=tmp_path, stage_thresholds={"tts": 90}), clock=clock, registry=registry)
-    assert (
-        registry.get_sample_value("aura_stall_threshold_seconds", {"kind": "finalizing", "stage": ""}) == 180
-    )
+    assert registry.get_sample_value("aura_stall_threshold_seconds", {"kind": "finalizing", "stage": ""}) == 180
     assert registry.get_sample_value("aura_stall_threshold_seconds", {"kind": "stage", "stage": "tts"}) == 90
     assert registry.get_sample_value("aura_watcher_up") == 0  # not started
     assert registry.get_sample_value("aura_record_parse_failures_total") == 0

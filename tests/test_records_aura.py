@@ -201,9 +201,7 @@ def test_timestamps_accept_offsets_and_reject_garbage() -> None:
 def test_it_parses_a_ten_megabyte_record_with_tens_of_thousands_of_log_lines(tmp_path: Path) -> None:
     job = AuraJob(tmp_path, status=RUNNING, created=T0)
     for i in range(40_000):
-        job.logs.append(
-            log_line(T0 + i, f"Rendering frame batch {i}: encoder busy, queue depth {i % 17} " + "x" * 180)
-        )
+        job.logs.append(log_line(T0 + i, f"Rendering frame batch {i}: encoder busy, queue depth {i % 17} " + "x" * 180))
     for i in range(2_000):
         job.progress(T0 + i, "Rendering", 80 + i * 15 // 2_000)
     data = json.dumps(job.document(), indent=2).encode()

@@ -70,9 +70,7 @@ def test_a_heartbeat_alone_is_not_progress(clock: FakeClock) -> None:
     tracker, _ = started(clock)
     for _ in range(4):
         clock.advance(10)
-        tracker.apply(
-            "/jobs/job/job.json", record(heartbeat_at=clock.now(), revision=int(clock.now())), clock.now()
-        )
+        tracker.apply("/jobs/job/job.json", record(heartbeat_at=clock.now(), revision=int(clock.now())), clock.now())
     assert [t.kind for t in tracker.tick(clock.advance(5.1))] == [K.STALLED]
 
 
@@ -134,9 +132,7 @@ def test_a_record_stamp_from_the_future_is_not_trusted(clock: FakeClock) -> None
 
 def test_status_stage_and_progress_changes_each_make_one_transition(clock: FakeClock) -> None:
     tracker, rec = started(clock, status=JobStatus.QUEUED, stage="Queued", percent=0.0)
-    tracker.apply(
-        "/jobs/job/job.json", record(status=JobStatus.RUNNING, stage="Script", percent=5.0), clock.advance(3)
-    )
+    tracker.apply("/jobs/job/job.json", record(status=JobStatus.RUNNING, stage="Script", percent=5.0), clock.advance(3))
     changes = [(t.kind, t.old, t.new) for t in rec.seen[1:]]
     assert changes == [(K.STATUS, "queued", "running"), (K.STAGE, "Queued", "Script"), (K.PROGRESS, "0", "5")]
     assert rec.seen[2].elapsed == 3
@@ -168,9 +164,7 @@ def test_a_transient_half_write_is_never_reported(clock: FakeClock) -> None:
 
 def test_new_inconsistencies_produce_a_transition(clock: FakeClock) -> None:
     tracker, rec = started(clock)
-    tracker.apply(
-        "/jobs/job/job.json", record(inconsistencies=("Status=1 contradicts CompletedUtc",)), clock.now()
-    )
+    tracker.apply("/jobs/job/job.json", record(inconsistencies=("Status=1 contradicts CompletedUtc",)), clock.now())
     assert rec.kinds()[-1] == K.INCONSISTENT
 
 

@@ -40,9 +40,7 @@ def stage_of(sidecar: Sidecar, job_id: str) -> str | None:
     return state.record.stage if state and state.record else None
 
 
-def test_an_in_place_writer_never_produces_a_state_that_was_never_written(
-    sidecar: Sidecar, jobs_dir: Path
-) -> None:
+def test_an_in_place_writer_never_produces_a_state_that_was_never_written(sidecar: Sidecar, jobs_dir: Path) -> None:
     seen: list[Transition] = []
     sidecar.tracker.subscribe(lambda batch: seen.extend(t for t in batch if t.kind is TransitionKind.STAGE))
     job = AuraJob(jobs_dir, id="inplace", status=RUNNING, created=time.time())
@@ -67,9 +65,7 @@ def test_an_atomic_writer_is_seen_through_moved_events(sidecar: Sidecar, jobs_di
     assert sidecar.watcher.stats.events > 0
 
 
-def test_two_thousand_jobs_created_updated_and_deleted_in_bursts_end_right(
-    sidecar: Sidecar, jobs_dir: Path
-) -> None:
+def test_two_thousand_jobs_created_updated_and_deleted_in_bursts_end_right(sidecar: Sidecar, jobs_dir: Path) -> None:
     ids = [f"burst-{i:04d}" for i in range(2000)]
     for job_id in ids:
         write_native(jobs_dir, job_id, percent=10.0)
@@ -81,9 +77,7 @@ def test_two_thousand_jobs_created_updated_and_deleted_in_bursts_end_right(
 
     def settled() -> bool:
         states = sidecar.tracker.jobs()
-        return {s.id for s in states} == survivors and all(
-            s.record and s.record.percent == 20.0 for s in states
-        )
+        return {s.id for s in states} == survivors and all(s.record and s.record.percent == 20.0 for s in states)
 
     wait_for(settled, timeout=30, what="1,000 surviving jobs at 20%")
 

@@ -151,9 +151,7 @@ def steps_of(record: JobRecord) -> list[Step]:
         if record.status is JobStatus.COMPLETED or (record.percent >= end and current not in keys):
             status = "completed"
         elif current in keys:
-            status = {JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}.get(
-                record.status, "running"
-            )
+            status = {JobStatus.FAILED: "failed", JobStatus.CANCELLED: "cancelled"}.get(record.status, "running")
         else:
             status = "pending"
         steps.append(Step(name=name, status=status))

@@ -105,17 +105,13 @@ def _progress_points(f: Fields) -> list[ProgressPoint]:
     return points
 
 
-def _mixed_record_notes(
-    status: JobStatus, stage: str, percent: float, f: Fields, code: str | None
-) -> list[str]:
+def _mixed_record_notes(status: JobStatus, stage: str, percent: float, f: Fields, code: str | None) -> list[str]:
     notes = []
     done_shape = stage.lower() == "complete" and percent >= 100 and bool(f.text("OutputPath"))
     if status is JobStatus.FAILED and done_shape:
         notes.append("Status=Failed but Stage=Complete, Percent=100 and OutputPath is set (mixed record)")
     if status is JobStatus.CANCELLED and code and code.startswith("E305"):
-        notes.append(
-            f"Status=Canceled but ErrorCode={code} says the job was failed as stalled (mixed record)"
-        )
+        notes.append(f"Status=Canceled but ErrorCode={code} says the job was failed as stalled (mixed record)")
     if status is JobStatus.COMPLETED and percent < 100:
         notes.append(f"Status=Done but Percent={percent:g}")
     return notes
@@ -148,9 +144,7 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
     log_times = [t for t in (parse_log_time(line) for line in logs[-LOG_TAIL:]) if t is not None]
     plan = f.obj("PlanSpec")
 
-    completed_at = (
-        f.time("CompletedUtc") or f.time("CanceledUtc") or f.time("EndedUtc") or f.time("FinishedAt")
-    )
+    completed_at = f.time("CompletedUtc") or f.time("CanceledUtc") or f.time("EndedUtc") or f.time("FinishedAt")
     return JobRecord(
         id=job_id,
         format=RecordFormat.AURA,

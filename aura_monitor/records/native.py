@@ -57,9 +57,7 @@ def parse_native(data: dict[str, object]) -> JobRecord:
     try:
         status = JobStatus(raw_status or "")
     except ValueError:
-        raise RecordError(
-            f"record.status is {raw_status!r}, expected one of {[s.value for s in JobStatus]}"
-        ) from None
+        raise RecordError(f"record.status is {raw_status!r}, expected one of {[s.value for s in JobStatus]}") from None
     percent = f.number("percent")
     if percent is None or not 0 <= percent <= 100:
         raise RecordError(f"record.percent is {percent!r}, expected a number from 0 to 100")
