@@ -1,0 +1,309 @@
+"""The rules and dashboards against a real sidecar, Prometheus and Alertmanager, on loopback ports.
+
+One stack serves the module: a sidecar watching a temp jobs dir, Prometheus scraping it every second and
+loading alerts/*.rules.yml, Alertmanager routing with alerts/alertmanager.yml to a webhook receiver run
+here. The reference worker is not scraped: `aura-monitor worker` is not a command of the CLI yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aura_monitor.aura_writer import DONE, QUEUED, RUNNING, AuraJob, net_time
+from tests.live_stack import (
+    ManagedProcess,
+    PrometheusAPI,
+    WebhookReceiver,
+    clean_env,
+    free_port,
+    managed,
+    panel_queries,
+    poll,
+    require_binary,
+    rules,
+    sidecar_argv,
+    substitute,
+    wait_ready,
+    write_alertmanager_config,
+    write_prometheus_config,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+STALLED = "stalled-tts"
+HEALTHY = "healthy-render"
+RECOVERING = "recovering-images"
+QUEUED_JOB = "queued-plan"
+MOVERS = ("mover-1", "mover-2")
+CRITICAL_REASONS = {"process_dead", "process_hung", "completion_not_propagated", "disk_full"}
+
+# Queries allowed to return nothing here, and why.
+NOT_EXPORTED_HERE = {
+    "aura_job_retries_total": "the retry counter is not exported by the sidecar yet",
+    "aura_pipeline_render_speed_ratio": "exported by the reference worker, which this stack does not run",
+    "aura_sse_clients": "exported only once SSE clients are counted by the sidecar",
+}
+
+
+@dataclass
+class Stack:
+    jobs_dir: Path
+    instance: str
+    sidecar_url: str
+    prometheus: PrometheusAPI
+    webhook: WebhookReceiver
+    processes: list[ManagedProcess]
+    movers: dict[str, AuraJob] = field(default_factory=dict)
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            process.check_alive()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.sidecar_url}/api/jobs/{job_id}", timeout=5)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def aura_job(jobs_dir: Path, job_id: str, status: int, stage: str, progress_age: float, percent: int) -> AuraJob:
+    now = time.time()
+    job = AuraJob(jobs_dir, id=job_id, status=status, created=now - 120)
+    if status != QUEUED:
+        job.started = now - 120
+        job.progress(now - 110, "Script", 5)
+        job.progress(now - progress_age, stage, percent)
+    job.stage = stage
+    job.write()
+    return job
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prometheus_bin = require_binary("prometheus", "prometheus")
+    alertmanager_bin = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
+    tmp = tmp_path_factory.mktemp("live")
+    jobs_dir = tmp / "jobs"
+    jobs_dir.mkdir()
+    # Stalled from the start under the default 45 s threshold: last progress 50 s ago, in TTS.
+    aura_job(jobs_dir, STALLED, RUNNING, "TTS", progress_age=50, percent=30)
+    aura_job(jobs_dir, HEALTHY, RUNNING, "Render", progress_age=0, percent=85)
+    aura_job(jobs_dir, RECOVERING, RUNNING, "Images", progress_age=60, percent=60)
+    aura_job(jobs_dir, QUEUED_JOB, QUEUED, "Plan", progress_age=0, percent=0)
+    movers = {job_id: aura_job(jobs_dir, job_id, RUNNING, "Script", progress_age=0, percent=10) for job_id in MOVERS}
+
+    sidecar_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
+    instance = f"127.0.0.1:{sidecar_port}"
+    with contextlib.ExitStack() as exits:
+        webhook = exits.enter_context(WebhookReceiver())
+        write_alertmanager_config(tmp / "alertmanager.yml", webhook.url)
+        alertmanager = exits.enter_context(
+            managed(
+                "alertmanager",
+                [
+                    alertmanager_bin,
+                    f"--config.file={tmp / 'alertmanager.yml'}",
+                    f"--storage.path={tmp / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+                    "--cluster.listen-address=",
+                ],
+                tmp / "alertmanager.log",
+            )
+        )
+        sidecar = exits.enter_context(
+            managed("aura-monitor", sidecar_argv(jobs_dir, sidecar_port), tmp / "sidecar.log", env=clean_env())
+        )
+        write_prometheus_config(tmp / "prometheus.yml", instance, f"127.0.0.1:{alertmanager_port}")
+        prometheus = exits.enter_context(
+            managed(
+                "prometheus",
+                [
+                    prometheus_bin,
+                    f"--config.file={tmp / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp / 'prometheus-data'}",
+                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                ],
+                tmp / "prometheus.log",
+            )
+        )
+        wait_ready(alertmanager, f"http://127.0.0.1:{alertmanager_port}/-/ready")
+        wait_ready(sidecar, f"http://{instance}/readyz")
+        wait_ready(prometheus, f"http://127.0.0.1:{prometheus_port}/-/ready")
+        api = PrometheusAPI(f"http://127.0.0.1:{prometheus_port}")
+        exits.callback(api.close)
+        live = Stack(jobs_dir, instance, f"http://{instance}", api, webhook, [alertmanager, sidecar, prometheus])
+        live.movers = movers
+        # Prometheus takes ~5 s before its first scrape of a new target.
+        poll(lambda: api.vector('up{job="aura-monitor"} == 1'), 30, "Prometheus' first scrape of the sidecar")
+        exercise_counters(live)
+        yield live
+
+
+def exercise_counters(stack: Stack) -> None:
+    """Move jobs through stages, to an end and out of a stall, after Prometheus saw the counters' start."""
+    job = stack.movers[MOVERS[0]]
+    job.progress(time.time(), "TTS", 30)
+    job.write()
+    poll(
+        lambda: stack.prometheus.vector('aura_job_stage_duration_seconds_count{stage="script"} > 0'),
+        20,
+        "the first stage duration in Prometheus",
+    )
+    # A second observation of the same stage, so the histogram's rate is above zero.
+    job = stack.movers[MOVERS[1]]
+    job.progress(time.time(), "TTS", 30)
+    job.write()
+    for job in stack.movers.values():
+        job.status = DONE
+        job.progress(time.time(), "Complete", 100)
+        job.extra = {"CompletedUtc": net_time(time.time()), "EndedUtc": net_time(time.time())}
+        job.write()
+    recovering = AuraJob(stack.jobs_dir, id=RECOVERING)
+    recovering.created = recovering.started = time.time() - 120
+    recovering.status = RUNNING
+    recovering.progress(time.time(), "Images", 70)
+    recovering.write()
+    poll(lambda: all(stack.job(job_id)["status"] == "completed" for job_id in MOVERS), 10, "the movers to complete")
+    poll(lambda: not stack.job(RECOVERING)["stalled"], 10, f"{RECOVERING} to recover")
+
+
+def series_with_values(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in result if not math.isnan(float(s["value"][1]))]
+
+
+def dashboard_variables(stack: Stack) -> dict[str, str]:
+    return {
+        "instance": stack.instance,
+        "job_id": STALLED,
+        "__rate_interval": "1m",
+        "__interval": "15s",
+        "__range": "5m",
+    }
+
+
+def test_every_rule_loads_and_evaluates_without_error(stack: Stack) -> None:
+    expected = {rule.name for rule in rules()}
+
+    def evaluated() -> list[dict[str, Any]] | None:
+        loaded = [rule for group in stack.prometheus.rule_groups() for rule in group["rules"]]
+        if {rule["name"] for rule in loaded} != expected:
+            return None
+        if any(rule["lastEvaluation"].startswith("0001-") for rule in loaded):
+            return None
+        return loaded
+
+    loaded = poll(evaluated, 20, "every rule of alerts/*.rules.yml to be loaded and evaluated")
+    assert [(rule["name"], rule.get("lastError")) for rule in loaded if rule["health"] != "ok"] == []
+
+
+def test_every_rule_expression_is_valid_promql(stack: Stack) -> None:
+    failures = {}
+    for rule in rules():
+        answer = stack.prometheus.query(rule.expr)
+        if answer["status"] != "success":
+            failures[rule.name] = answer.get("error")
+    assert failures == {}
+
+
+def test_every_dashboard_query_is_valid_promql(stack: Stack) -> None:
+    variables = dashboard_variables(stack)
+    failures = {}
+    for query in panel_queries():
+        answer = stack.prometheus.query(substitute(query.expr, variables))
+        if answer["status"] != "success":
+            failures[f"{query.dashboard} / {query.panel} / {query.ref_id}"] = answer.get("error")
+    assert failures == {}
+
+
+def test_dashboard_panels_return_data(stack: Stack) -> None:
+    variables = dashboard_variables(stack)
+    expected = [q for q in panel_queries() if not any(name in q.expr for name in NOT_EXPORTED_HERE)]
+    assert len(expected) >= 25
+
+    def empty() -> list[str]:
+        stack.check_alive()
+        return [
+            f"{q.dashboard} / {q.panel} / {q.ref_id}: {substitute(q.expr, variables)}"
+            for q in expected
+            if not series_with_values(stack.prometheus.vector(substitute(q.expr, variables)))
+        ]
+
+    deadline = time.monotonic() + 20
+    missing = empty()
+    while missing and time.monotonic() < deadline:
+        time.sleep(0.5)
+        missing = empty()
+    assert missing == [], "panels without data"
+
+
+def test_a_really_stalled_job_fires_the_stall_alert_with_its_verdict(stack: Stack) -> None:
+    def firing_with_settled_reason() -> dict[str, Any] | None:
+        stack.check_alive()
+        alerts = [
+            alert
+            for alert in stack.prometheus.alerts()
+            if alert["labels"]["alertname"] == "AuraJobStalled"
+            and alert["labels"].get("job_id") == STALLED
+            and alert["state"] == "firing"
+        ]
+        gauge = stack.prometheus.vector(f'aura_job_stalled{{job_id="{STALLED}"}}')
+        verdict = stack.job(STALLED)["verdict"]
+        for alert in alerts:
+            if gauge and alert["labels"]["reason"] == gauge[0]["metric"]["reason"] == verdict:
+                return alert
+        return None
+
+    alert = poll(firing_with_settled_reason, 30, f"AuraJobStalled for {STALLED} with the sidecar's verdict")
+    labels, annotations = alert["labels"], alert["annotations"]
+    assert labels["stage"] == "tts"
+    assert labels["instance"] == stack.instance
+    expected_severity = "critical" if labels["reason"] in CRITICAL_REASONS else "warning"
+    assert labels["severity"] == expected_severity
+    assert annotations["threshold_seconds"] == "45"
+    assert annotations["threshold_kind"] == "default"
+    assert annotations["explain_url"] == f"{stack.sidecar_url}/api/jobs/{STALLED}/explain"
+
+    explained = httpx.get(annotations["explain_url"], timeout=10)
+    assert explained.status_code == 200
+    assert explained.json()["jobId"] == STALLED
+    assert explained.json()["stalled"] is True
+
+    others = {
+        alert["labels"].get("job_id")
+        for alert in stack.prometheus.alerts()
+        if alert["labels"]["alertname"] == "AuraJobStalled"
+    }
+    assert others & {HEALTHY, RECOVERING, QUEUED_JOB, *MOVERS} == set()
+
+
+def test_alertmanager_delivers_the_stall_to_the_receiver_of_its_severity(stack: Stack) -> None:
+    def delivered() -> tuple[str, dict[str, Any]] | None:
+        stack.check_alive()
+        for delivery in stack.webhook.received():
+            for alert in delivery.alerts(alertname="AuraJobStalled", job_id=STALLED):
+                if alert["status"] == "firing":
+                    return delivery.path, alert
+        return None
+
+    path, alert = poll(delivered, 30, f"Alertmanager to deliver AuraJobStalled for {STALLED} to the webhook")
+    assert path == ("/pager" if alert["labels"]["severity"] == "critical" else "/chat")
+    assert alert["labels"]["reason"]
+    assert alert["annotations"]["explain_url"] == f"{stack.sidecar_url}/api/jobs/{STALLED}/explain"
+
+
+def test_the_sidecar_health_alerts_stay_quiet_while_it_runs(stack: Stack) -> None:
+    firing = {
+        alert["labels"]["alertname"]
+        for alert in stack.prometheus.alerts()
+        if alert["state"] == "firing" and alert["labels"]["alertname"].startswith(("AuraSidecar", "AuraWatcher"))
+    }
+    assert firing == set()
