@@ -1,0 +1,366 @@
+"""Spans of the sidecar, exported over real OTLP/HTTP to a receiver that decodes the protobuf."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.sdk.trace import TracerProvider
+
+from aura_monitor.aura_writer import DONE, FAILED, RUNNING, AuraJob, net_time
+from aura_monitor.exceptions import ConfigError
+from aura_monitor.model import JobRecord, JobStatus
+from aura_monitor.records import SCHEMA, parse_record
+from aura_monitor.stall import Thresholds
+from aura_monitor.tracing import JobTracer, setup_tracing
+from aura_monitor.tracker import Tracker
+
+T0 = 1_800_000_000.0
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def ns(at: float) -> int:
+    return int(at * 1e9)
+
+
+@dataclass
+class ReceivedSpan:
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    start: int
+    end: int
+    attributes: dict[str, Any]
+    links: list[tuple[str, str]]
+    status_code: int
+    service: str
+
+
+def _value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace endpoint on loopback that decodes every ExportTraceServiceRequest it gets."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                receiver.collect(self.path, request)
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # assertions say what went wrong; the access log is noise
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True
+        )
+        self._thread.start()
+
+    def collect(self, path: str, request: ExportTraceServiceRequest) -> None:
+        with self._lock:
+            self.paths.append(path)
+            for resource_spans in request.resource_spans:
+                resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        self.spans.append(
+                            ReceivedSpan(
+                                name=span.name,
+                                trace_id=span.trace_id.hex(),
+                                span_id=span.span_id.hex(),
+                                parent_span_id=span.parent_span_id.hex(),
+                                start=span.start_time_unix_nano,
+                                end=span.end_time_unix_nano,
+                                attributes={a.key: _value(a.value) for a in span.attributes},
+                                links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                                status_code=span.status.code,
+                                service=str(resource.get("service.name")),
+                            )
+                        )
+
+    def named(self, name: str) -> list[ReceivedSpan]:
+        with self._lock:
+            return [span for span in self.spans if span.name == name]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def provider(receiver: OtlpReceiver) -> Iterator[TracerProvider]:
+    provider = setup_tracing(
+        "aura-monitor",
+        environ={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "aura-monitor-test"},
+    )
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def tracker() -> Tracker:
+    return Tracker(Thresholds())
+
+
+@pytest.fixture
+def tracer(provider: TracerProvider, tracker: Tracker) -> JobTracer:
+    tracer = JobTracer(provider, tracker.get)
+    tracker.subscribe(tracer.observe)
+    return tracer
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def native(job_id: str, revision: int, last_progress: float, traceparent: str, **fields: object) -> JobRecord:
+    doc: dict[str, object] = {
+        "schema": SCHEMA,
+        "id": job_id,
+        "revision": revision,
+        "status": "running",
+        "stage": "Render",
+        "percent": 82.0,
+        "startedAt": iso(T0),
+        "lastProgressAt": iso(last_progress),
+        "traceparent": traceparent,
+    }
+    doc.update(fields)
+    return parse_record(json.dumps(doc).encode())
+
+
+def aura(job: AuraJob) -> JobRecord:
+    return parse_record(json.dumps(job.document()).encode())
+
+
+def path_of(job_id: str) -> str:
+    return f"/jobs/{job_id}/job.json"
+
+
+def test_a_stall_of_an_instrumented_job_is_a_span_in_the_jobs_own_trace(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-03"  # flags 03: sampled, plus the W3C level-2 random bit
+    tracker.apply(path_of("n-1"), native("n-1", 1, T0 + 5, traceparent), at=T0 + 6)
+    assert [t.kind.value for t in tracker.tick(T0 + 51)] == ["stalled"]
+    tracker.set_verdict("n-1", "process_hung", "diagnosed", T0 + 52)
+    tracker.apply(path_of("n-1"), native("n-1", 2, T0 + 70, traceparent, percent=84.0), at=T0 + 70)
+
+    assert provider.force_flush()
+    [stall] = receiver.named("stall")
+    assert (stall.trace_id, stall.parent_span_id) == (TRACE_ID, PARENT_ID)
+    assert stall.attributes["aura.job.id"] == "n-1"
+    assert stall.attributes["aura.stage"] == "Render"
+    assert stall.attributes["aura.stall.verdict"] == "process_hung"
+    assert stall.attributes["aura.stall.threshold_seconds"] == 45.0
+    assert stall.attributes["aura.stall.threshold_kind"] == "default"
+    assert stall.attributes["aura.stall.outcome"] == "progress resumed"
+    # From the moment the threshold passed (last progress + 45 s) to the progress that ended it.
+    assert (stall.start, stall.end) == (ns(T0 + 50), ns(T0 + 70))
+    assert stall.service == "aura-monitor-test"
+    assert receiver.paths == ["/v1/traces"]
+    assert receiver.named("job") == []  # the writer traces itself: nothing is synthesized
+
+
+def test_a_job_whose_trace_is_not_sampled_gets_no_stall_span(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    tracker.apply(path_of("n-2"), native("n-2", 1, T0, f"00-{TRACE_ID}-{PARENT_ID}-00"), at=T0 + 1)
+    tracker.tick(T0 + 60)
+    tracker.remove("n-2", T0 + 61)
+
+    assert provider.force_flush()
+    assert receiver.spans == []
+
+
+def test_an_aura_job_gets_a_synthesized_trace_with_one_span_per_stage(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    job = AuraJob(Path("/unused"), id="aura-1", status=RUNNING, created=T0, started=T0)
+    job.progress(T0 + 1, "Script", 5)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 2)
+    job.progress(T0 + 10, "TTS", 30)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 11)
+    assert [t.kind.value for t in tracker.tick(T0 + 60)] == ["stalled"]
+    job.progress(T0 + 70, "Images", 60)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 71)
+    job.progress(T0 + 80, "Render", 85)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 81)
+    job.status = DONE
+    job.progress(T0 + 90, "Complete", 100)
+    job.extra = {"CompletedUtc": net_time(T0 + 90), "EndedUtc": net_time(T0 + 90)}
+    assert aura(job).status is JobStatus.COMPLETED
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 91)
+
+    assert provider.force_flush()
+    [root] = receiver.named("job")
+    assert root.parent_span_id == ""
+    assert (root.start, root.end) == (ns(T0), ns(T0 + 91))
+    assert root.attributes["aura.job.status"] == "completed"
+    assert root.attributes["aura.synthesized"] is True
+    stages = sorted((s for s in receiver.spans if s.attributes.get("aura.stage.key")), key=lambda s: s.start)
+    stages = [s for s in stages if s.name != "stall"]
+    assert [(s.name, s.start, s.end) for s in stages] == [
+        ("Script", ns(T0 + 1), ns(T0 + 11)),
+        ("TTS", ns(T0 + 11), ns(T0 + 71)),
+        ("Images", ns(T0 + 71), ns(T0 + 81)),
+        ("Render", ns(T0 + 81), ns(T0 + 91)),
+    ]
+    assert {(s.trace_id, s.parent_span_id) for s in stages} == {(root.trace_id, root.span_id)}
+    [stall] = receiver.named("stall")
+    tts = stages[1]
+    assert (stall.trace_id, stall.parent_span_id) == (root.trace_id, tts.span_id)
+    assert (stall.start, stall.end) == (ns(T0 + 56), ns(T0 + 71))
+    assert stall.attributes["aura.stage.key"] == "tts"
+    assert stall.attributes["aura.stall.verdict"] == "no_progress"
+
+
+def test_a_failed_aura_job_ends_its_trace_as_an_error(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    job = AuraJob(Path("/unused"), id="aura-2", status=RUNNING, created=T0, started=T0)
+    job.progress(T0 + 1, "Images", 55)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 2)
+    job.status = FAILED
+    job.extra = {"ErrorMessage": "image provider answered 429", "EndedUtc": net_time(T0 + 30)}
+    assert aura(job).status is JobStatus.FAILED
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 30)
+
+    assert provider.force_flush()
+    [root] = receiver.named("job")
+    [images] = receiver.named("Images")
+    assert root.attributes["aura.job.status"] == "failed"
+    assert root.status_code == 2  # STATUS_CODE_ERROR
+    assert root.end == images.end == ns(T0 + 30)
+
+
+def test_a_removed_job_ends_its_open_spans(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    job = AuraJob(Path("/unused"), id="aura-3", status=RUNNING, created=T0, started=T0)
+    job.progress(T0 + 1, "TTS", 30)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 2)
+    tracker.tick(T0 + 50)
+    tracker.remove(job.id, T0 + 55)
+
+    assert provider.force_flush()
+    assert {span.name: span.end for span in receiver.spans} == {
+        "stall": ns(T0 + 55),
+        "TTS": ns(T0 + 55),
+        "job": ns(T0 + 55),
+    }
+    [stall] = receiver.named("stall")
+    assert stall.attributes["aura.stall.outcome"] == "job.json removed"
+
+
+def test_a_retried_aura_job_gets_a_new_trace_for_the_new_attempt(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    job = AuraJob(Path("/unused"), id="aura-4", status=RUNNING, created=T0, started=T0)
+    job.progress(T0 + 1, "Render", 82)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 2)
+    job.status = FAILED
+    job.extra = {"ErrorMessage": "ffmpeg exited with 1"}
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 10)
+    job.status = RUNNING
+    job.extra = {}
+    job.progress(T0 + 20, "Render", 83)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 20)
+    tracer.close(T0 + 25)
+
+    assert provider.force_flush()
+    first, second = sorted(receiver.named("job"), key=lambda span: span.start)
+    assert first.trace_id != second.trace_id
+    assert (first.end, second.start, second.end) == (ns(T0 + 10), ns(T0 + 20), ns(T0 + 25))
+
+
+def test_an_explain_span_links_to_the_jobs_trace(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+) -> None:
+    tracker.apply(path_of("n-3"), native("n-3", 1, T0, f"00-{TRACE_ID}-{PARENT_ID}-01"), at=T0 + 1)
+    job = AuraJob(Path("/unused"), id="aura-5", status=RUNNING, created=T0, started=T0)
+    job.progress(T0 + 1, "Script", 5)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 2)
+
+    with tracer.explain_span("n-3") as span:
+        span.set_attribute("aura.verdict", "healthy")
+    with tracer.explain_span("aura-5"):
+        pass
+    with pytest.raises(LookupError), tracer.explain_span("unknown"):
+        raise LookupError("no such job")
+    tracer.close(T0 + 3)
+
+    assert provider.force_flush()
+    native_explain, aura_explain, unknown_explain = receiver.named("explain")
+    assert native_explain.links == [(TRACE_ID, PARENT_ID)]
+    assert native_explain.parent_span_id == ""
+    assert native_explain.trace_id != TRACE_ID
+    assert native_explain.attributes == {"aura.job.id": "n-3", "aura.verdict": "healthy"}
+    [aura_root] = receiver.named("job")
+    assert aura_explain.links == [(aura_root.trace_id, aura_root.span_id)]
+    assert unknown_explain.links == []
+    assert unknown_explain.status_code == 2
+
+
+def test_setup_tracing_refuses_an_unknown_exporter() -> None:
+    with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER"):
+        setup_tracing("aura-monitor", environ={"OTEL_TRACES_EXPORTER": "jaeger"})
+
+
+def test_setup_tracing_exports_nothing_without_an_endpoint_or_with_none(receiver: OtlpReceiver) -> None:
+    for environ in ({}, {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}):
+        provider = setup_tracing("aura-monitor", environ=environ)
+        provider.get_tracer("test").start_span("ignored").end()
+        assert provider.force_flush()
+        provider.shutdown()
+    assert receiver.spans == []
+
+
+def test_setup_tracing_names_the_service_when_otel_service_name_is_unset(receiver: OtlpReceiver) -> None:
+    provider = setup_tracing("aura-monitor", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    provider.get_tracer("test").start_span("probe").end()
+    assert provider.force_flush()
+    provider.shutdown()
+    [probe] = receiver.named("probe")
+    assert probe.service == "aura-monitor"
