@@ -10,7 +10,6 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .clock import Clock
 from .ingest import IngestStats
 from .model import JobStatus, stage_key
 from .stall import Thresholds
@@ -88,13 +87,12 @@ class TransitionMetrics:
 
 
 class SnapshotCollector(Collector):
-    """Gauges computed from the tracker at scrape time; per-job series only for non-terminal jobs."""
+    """Small gauges computed at scrape time; the per-job series come from render_job_series()."""
 
     def __init__(
         self,
         tracker: Tracker,
         thresholds: Thresholds,
-        clock: Clock,
         ingest: IngestStats,
         watcher: WatcherStats,
         watcher_up: Callable[[], bool],
@@ -102,7 +100,6 @@ class SnapshotCollector(Collector):
     ) -> None:
         self.tracker = tracker
         self.thresholds = thresholds
-        self.clock = clock
         self.ingest = ingest
         self.watcher = watcher
         self.watcher_up = watcher_up
@@ -112,55 +109,18 @@ class SnapshotCollector(Collector):
         return iter(())  # collected lazily: describing would scan every job at registration
 
     def collect(self) -> Iterator[Metric]:
-        now = self.clock.now()
-        jobs = GaugeMetricFamily("aura_jobs", "Tracked jobs by status", labels=["status"])
-        stalled = GaugeMetricFamily(
-            "aura_job_stalled",
-            "1 for each currently stalled job; reason is the diagnosis verdict",
-            labels=["job_id", "stage", "reason"],
-        )
-        last_progress = GaugeMetricFamily(
-            "aura_job_last_progress_timestamp_seconds",
-            "When an active job last progressed (unix time)",
-            labels=["job_id", "stage"],
-        )
-        percent = GaugeMetricFamily("aura_job_percent", "Overall percent of an active job", labels=["job_id", "stage"])
-        threshold = GaugeMetricFamily(
-            "aura_job_threshold_seconds",
-            "Stall threshold that applies to an active job now",
-            labels=["job_id", "kind"],
-        )
-        stalled_for = GaugeMetricFamily(
-            "aura_job_seconds_since_progress",
-            "Seconds since an active job last progressed",
-            labels=["job_id", "stage"],
-        )
         counts: Counter[str] = Counter()
         unreadable = 0
-        with self.tracker.lock:
-            states = self.tracker.jobs()
+        states = self.tracker.jobs()
         for state in states:
             if state.unreadable_reported:
                 unreadable += 1
-            record = state.record
-            if record is None:
-                continue
-            counts[record.status.value] += 1
-            if record.status.terminal:
-                continue
-            stage = stage_key(record.stage)
-            if state.stalled:
-                stalled.add_metric([state.id, stage, state.verdict or "no_progress"], 1)
-            if state.last_progress_at is not None:
-                last_progress.add_metric([state.id, stage], state.last_progress_at)
-                stalled_for.add_metric([state.id, stage], max(0.0, now - state.last_progress_at))
-            percent.add_metric([state.id, stage], record.percent)
-            if state.threshold is not None and state.threshold_kind is not None:
-                threshold.add_metric([state.id, state.threshold_kind.value], state.threshold)
+            if state.record is not None:
+                counts[state.record.status.value] += 1
+        jobs = GaugeMetricFamily("aura_jobs", "Tracked jobs by status", labels=["status"])
         for status in JobStatus:
             jobs.add_metric([status.value], counts.get(status.value, 0))
-        yield from (jobs, stalled, last_progress, stalled_for, percent, threshold)
-
+        yield jobs
         configured = GaugeMetricFamily(
             "aura_stall_threshold_seconds", "Configured stall thresholds", labels=["kind", "stage"]
         )
@@ -178,6 +138,9 @@ class SnapshotCollector(Collector):
         yield GaugeMetricFamily("aura_tracked_jobs", "Jobs the sidecar tracks", value=len(states))
         yield _counter("aura_watcher_events_total", "File system events received", self.watcher.events)
         yield _counter("aura_watcher_rescans_total", "Full rescans of the jobs dir", self.watcher.rescans)
+        yield _counter(
+            "aura_watcher_overflows_total", "inotify queue overflows (each triggers a rescan)", self.watcher.overflows
+        )
         yield _counter(
             "aura_watcher_handler_errors_total",
             "Exceptions caught in the event handler",
@@ -203,3 +166,51 @@ class SnapshotCollector(Collector):
 
 def _counter(name: str, documentation: str, value: float) -> Metric:
     return CounterMetricFamily(name.removesuffix("_total"), documentation, value=value)
+
+
+# Per-job series, rendered as exposition text directly: prometheus_client formats ~50 us per sample,
+# which is 400 ms for 10,000 active-job samples. Labels need no escaping: job ids are validated on
+# ingest ([A-Za-z0-9._-]) and stage and reason are bounded keys.
+_JOB_FAMILIES = (
+    ("aura_job_stalled", "1 for each currently stalled job; reason is the diagnosis verdict"),
+    ("aura_job_last_progress_timestamp_seconds", "When an active job last progressed (unix time)"),
+    ("aura_job_seconds_since_progress", "Seconds since an active job last progressed"),
+    ("aura_job_percent", "Overall percent of an active job"),
+    ("aura_job_threshold_seconds", "Stall threshold that applies to an active job now"),
+)
+
+
+def render_job_series(tracker: Tracker, now: float) -> str:
+    """Exposition text of the per-job gauges, for non-terminal jobs only."""
+    stalled: list[str] = []
+    last: list[str] = []
+    since: list[str] = []
+    percent: list[str] = []
+    threshold: list[str] = []
+    for state in tracker.jobs():
+        record = state.record
+        if record is None or record.status.terminal:
+            continue
+        job, stage = state.id, stage_key(record.stage)
+        if state.stalled:
+            stalled.append(
+                f'aura_job_stalled{{job_id="{job}",stage="{stage}",reason="{state.verdict or "no_progress"}"}} 1'
+            )
+        if state.last_progress_at is not None:
+            last.append(
+                f'aura_job_last_progress_timestamp_seconds{{job_id="{job}",stage="{stage}"}} {state.last_progress_at!r}'
+            )
+            quiet = max(0.0, now - state.last_progress_at)
+            since.append(f'aura_job_seconds_since_progress{{job_id="{job}",stage="{stage}"}} {quiet!r}')
+        percent.append(f'aura_job_percent{{job_id="{job}",stage="{stage}"}} {record.percent!r}')
+        if state.threshold is not None and state.threshold_kind is not None:
+            threshold.append(
+                f'aura_job_threshold_seconds{{job_id="{job}",kind="{state.threshold_kind.value}"}} {state.threshold!r}'
+            )
+    out: list[str] = []
+    for (name, help_text), samples in zip(_JOB_FAMILIES, (stalled, last, since, percent, threshold), strict=True):
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        if samples:
+            out.append("\n".join(samples))
+            out.append("\n")
+    return "".join(out)

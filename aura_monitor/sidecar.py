@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from .clock import Clock, SystemClock
 from .config import Settings
+from .control import ControlService
 from .diagnosis.service import DiagnosisService
+from .events import EventBroker
 from .ingest import Ingestor
-from .metrics import SnapshotCollector, TransitionMetrics
+from .metrics import SnapshotCollector, TransitionMetrics, render_job_series
 from .model import stage_key
 from .stall import Thresholds
 from .stall_timer import StallTimer
@@ -45,14 +47,29 @@ class Sidecar:
         )
         self.stall_timer = StallTimer(self.tracker, self.clock)
         self.tracker.subscribe(self._count)
-        self.diagnosis = DiagnosisService(self.tracker, settings, self.thresholds, self.clock)
+        self.events = EventBroker(
+            self.tracker,
+            self.clock,
+            replay_events=settings.sse_replay_events,
+            job_replay_events=settings.sse_job_replay_events,
+            client_queue=settings.sse_client_queue,
+        )
+        self.control = ControlService(self.tracker, settings, self.clock, self.registry)
+        self.diagnosis = DiagnosisService(
+            self.tracker,
+            settings,
+            self.thresholds,
+            self.clock,
+            subscribers=self.events.subscribers_of,
+            retry_history=self.control.history,
+        )
         self.collector = SnapshotCollector(
             self.tracker,
             self.thresholds,
-            self.clock,
             self.ingestor.stats,
             self.watcher.stats,
             lambda: self.watcher.ready,
+            sse_clients=self.events.counts,
         )
         self.registry.register(self.collector)
         self._started = False
@@ -68,6 +85,7 @@ class Sidecar:
         if self._started:
             return
         self._started = True
+        self.events.reopen()
         self.ingestor.start()
         self.diagnosis.start()
         self.stall_timer.start()
@@ -78,10 +96,15 @@ class Sidecar:
         if not self._started:
             return
         self._started = False
+        self.events.shutdown()
         self.watcher.stop()
         self.stall_timer.stop()
         self.diagnosis.stop()
         self.ingestor.stop()
+
+    def exposition(self) -> bytes:
+        """Everything /metrics serves: the registry plus the per-job series of active jobs."""
+        return generate_latest(self.registry) + render_job_series(self.tracker, self.clock.now()).encode()
 
     @property
     def ready(self) -> bool:

@@ -16,21 +16,23 @@ from watchdog.events import (
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
-    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyEmitter, InotifyObserver
+from watchdog.observers.inotify_c import InotifyConstants, Mask
 
 from .ingest import RECORD_NAME, Ingestor
 
 log = logging.getLogger(__name__)
+_WATCHDOG_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 
-# Opened and closed-without-write events are excluded: otherwise our own reads would wake us up.
+# Only events that mean "a complete version exists": close-after-write (in-place writers such as Aura) and
+# a record moved into place (atomic writers; it arrives as a created event, see _RecordEmitter). Modified
+# events fire on every write() of a half-written file; opened and closed-without-write ones on our reads.
 _EVENT_FILTER = [
-    FileModifiedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileMovedEvent,
@@ -47,6 +49,40 @@ class WatcherStats:
     rescans: int = 0
     handler_errors: int = 0
     observer_restarts: int = 0
+    overflows: int = 0
+
+
+class _RecordEmitter(InotifyEmitter):
+    """Asks the kernel for IN_MOVED_TO but not IN_MOVED_FROM.
+
+    watchdog pairs every MOVED_FROM with its MOVED_TO by scanning its whole pending-event queue, once to
+    find and once to remove: 45% of the sidecar's CPU at 5,000 atomic writes/s, and an inotify overflow
+    soon after. Without MOVED_FROM nothing is ever paired (or held back 0.5 s): a record replaced
+    atomically arrives at once as a created event for job.json.
+    """
+
+    def get_event_mask_from_filter(self) -> Mask:
+        c = InotifyConstants
+        return Mask(c.IN_CREATE | c.IN_MOVED_TO | c.IN_CLOSE_WRITE | c.IN_DELETE | c.IN_DELETE_SELF)
+
+
+class _RecordObserver(InotifyObserver):
+    def __init__(self) -> None:
+        super().__init__()
+        self._emitter_class = _RecordEmitter
+
+
+class _OverflowAlarm(logging.Handler):
+    """watchdog only logs an inotify queue overflow; hearing that log line triggers an immediate rescan."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(level=logging.WARNING)
+        self._watcher = watcher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self._watcher.stats.overflows += 1
+            self._watcher.rescan_now()
 
 
 class _Handler(FileSystemEventHandler):
@@ -86,6 +122,7 @@ class Watcher:
         self._root_str = str(root)
         self._root_lost = False
         self._observer_started = False
+        self._alarm = _OverflowAlarm(self)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -112,10 +149,15 @@ class Watcher:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
+        if self.backend == "inotify":
+            for name in _WATCHDOG_LOGGERS:
+                logging.getLogger(name).addHandler(self._alarm)
         self._thread = threading.Thread(target=self._supervise, name="aura-watcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        for name in _WATCHDOG_LOGGERS:
+            logging.getLogger(name).removeHandler(self._alarm)
         self._stop.set()
         self._kick.set()
         if self._thread:
@@ -163,7 +205,7 @@ class Watcher:
             self.stats.observer_restarts += 1
         self._stop_observer()
         self._observer_started = True
-        observer = Observer()
+        observer = _RecordObserver()
         observer.schedule(_Handler(self), self._root_str, recursive=True, event_filter=_EVENT_FILTER)
         observer.daemon = True
         observer.start()

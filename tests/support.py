@@ -38,3 +38,18 @@ def write_native(jobs_dir: Path, job_id: str, **fields: object) -> Path:
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, folder / "job.json")
     return folder / "job.json"
+
+
+def scraped(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Parse exposition text as Prometheus would: {(sample name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    return scraped(text).get((name, frozenset(labels.items())))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
 from aura_monitor.model import JobStatus
 from aura_monitor.sidecar import Sidecar
+from tests.support import sample
 from tests.test_tracker import record
 
 
@@ -27,24 +28,25 @@ def test_jobs_by_status_and_the_stalled_gauge_carry_the_verdict(tmp_path: Path, 
     assert registry.get_sample_value("aura_jobs", {"status": "completed"}) == 1
     assert registry.get_sample_value("aura_jobs", {"status": "failed"}) == 0
     labels = {"job_id": "a", "stage": "tts", "reason": "no_progress"}
-    assert registry.get_sample_value("aura_job_stalled", labels) == 1
+    assert sample(sc.exposition().decode(), "aura_job_stalled", **labels) == 1
     sc.tracker.set_verdict("a", "process_hung", "ffmpeg stopped", clock.now())
-    assert registry.get_sample_value("aura_job_stalled", {**labels, "reason": "process_hung"}) == 1
+    text = sc.exposition().decode()
+    assert sample(text, "aura_job_stalled", **{**labels, "reason": "process_hung"}) == 1
+    assert sample(text, "aura_job_stalled", **labels) is None
     assert registry.get_sample_value("aura_job_stalls_total", {"stage": "tts"}) == 1
     assert registry.get_sample_value("aura_job_verdicts_total", {"verdict": "process_hung"}) == 1
 
 
 def test_per_job_series_exist_only_for_active_jobs(tmp_path: Path, clock: FakeClock) -> None:
-    sc, registry = sidecar_at(tmp_path, clock)
+    sc, _ = sidecar_at(tmp_path, clock)
     sc.tracker.apply("/j/a/job.json", record(id="a", last_progress_at=clock.now()), clock.now())
     sc.tracker.apply("/j/b/job.json", record(id="b", status=JobStatus.FAILED), clock.now())
-    text = generate_latest(registry).decode()
+    text = sc.exposition().decode()
     assert 'job_id="a"' in text and 'job_id="b"' not in text
-    assert registry.get_sample_value("aura_job_threshold_seconds", {"job_id": "a", "kind": "default"}) == 45
-    assert (
-        registry.get_sample_value("aura_job_last_progress_timestamp_seconds", {"job_id": "a", "stage": "tts"})
-        == clock.now()
-    )
+    assert sample(text, "aura_job_threshold_seconds", job_id="a", kind="default") == 45
+    assert sample(text, "aura_job_last_progress_timestamp_seconds", job_id="a", stage="tts") == clock.now()
+    assert sample(text, "aura_job_seconds_since_progress", job_id="a", stage="tts") == 0
+    assert sample(text, "aura_job_percent", job_id="a", stage="tts") == 30
 
 
 def test_stage_durations_and_outcomes_come_from_transitions(tmp_path: Path, clock: FakeClock) -> None:

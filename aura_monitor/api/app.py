@@ -8,11 +8,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import __version__
+from ..events import watch_server_exit
 from ..sidecar import Sidecar
-from . import jobs, problems
+from . import board, control, events, jobs, problems
 
 
 def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -22,9 +23,12 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             sidecar.start()
+        exit_watch = watch_server_exit(sidecar.events, getattr(app.state, "uvicorn_server", None))
         try:
             yield
         finally:
+            if exit_watch is not None:
+                exit_watch.cancel()
             if manage_lifecycle:
                 sidecar.stop()
 
@@ -37,6 +41,9 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.sidecar = sidecar
     problems.install(app)
     app.include_router(jobs.router)
+    app.include_router(events.router)
+    app.include_router(control.router)
+    app.include_router(board.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -70,6 +77,6 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:
         """Prometheus exposition (a plain route: a mounted app would answer 307)."""
-        return Response(generate_latest(sidecar.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(sidecar.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,0 +1,103 @@
+"""Shared pieces of the benchmarks: percentiles, a sidecar in a subprocess, free ports, deadlines."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"bench: timed out after {timeout} s waiting for {what}")
+
+
+@contextmanager
+def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`aura-monitor serve` on a free loopback port, ready, stopped at the end."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "aura_monitor",
+        "serve",
+        "--jobs-dir",
+        str(jobs_dir),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 60, "sidecar ready")
+        yield process, url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_load(
+    jobs_dir: Path, *, jobs: int, rate: float, seconds: float, prefix: str, stage: str = "Render"
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            str(jobs_dir),
+            "--jobs",
+            str(jobs),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--prefix",
+            prefix,
+            "--stage",
+            stage,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
