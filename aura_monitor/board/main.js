@@ -1,0 +1,195 @@
+// The board: wires the store, the stream, the table, the panel and the controls around them.
+
+import { EventStream } from "./stream.js";
+import { JobPanel } from "./panel.js";
+import { JobStore } from "./store.js";
+import { StreamSync } from "./sync.js";
+import { JobTable } from "./table.js";
+
+const part = (name) => document.querySelector(`[data-part="${name}"]`);
+const THEMES = ["auto", "light", "dark"];
+const THEME_KEY = "aura-monitor.theme";
+
+const store = new JobStore();
+
+const table = new JobTable({
+  store,
+  tbody: part("rows"),
+  template: part("row-template"),
+  onOpen: (id) => openJob(id),
+  onCounts: (counts) => showCounts(counts),
+});
+
+const panel = new JobPanel({
+  store,
+  root: part("panel"),
+  dialog: part("confirm"),
+  onClose: (id) => {
+    table.setOpen(null);
+    document.body.classList.remove("panel-open");
+    setHash({ job: null });
+    if (!table.focusRow(id)) part("search").focus();
+  },
+});
+
+function openJob(id) {
+  table.setOpen(id);
+  document.body.classList.add("panel-open");
+  panel.open(id);
+  setHash({ job: id });
+}
+
+// -- the stream -------------------------------------------------------------------------------------------
+const announcer = part("announce");
+const sync = new StreamSync(store, {
+  onJobEvent: (id, type, data) => {
+    panel.jobChanged(id, type);
+    if (type === "job-stalled" && !data.refined) {
+      announcer.textContent = `Job ${id} stalled: ${data.verdict ?? "diagnosing"}`;
+    }
+  },
+  onSnapshot: ({ resync, first }) => {
+    if (panel.isOpen) panel.jobChanged(panel.id, "resync");
+    if (resync && !first) announcer.textContent = "Reconnected to a restarted sidecar; the table was reloaded.";
+  },
+});
+
+const conn = part("conn");
+const connText = part("conn-text");
+const CONN_WORDS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+
+const stream = new EventStream(
+  "api/events",
+  (type, data) => sync.apply(type, data),
+  ({ state, detail }) => {
+    conn.dataset.state = state;
+    connText.textContent = detail ? `${CONN_WORDS[state]} (${detail})` : CONN_WORDS[state];
+    conn.title = state === "live" ? "Receiving live updates from /api/events" : "Not receiving updates right now";
+    if (state === "live") loadJobsDir();
+  },
+);
+stream.open();
+
+async function loadJobsDir() {
+  try {
+    const response = await fetch("readyz", { headers: { Accept: "application/json" } });
+    const body = await response.json();
+    if (body?.jobsDir) {
+      part("jobs-dir").textContent = body.jobsDir;
+      part("jobs-dir").title = `Watching ${body.jobsDir}`;
+    }
+  } catch {
+    // The path is a courtesy; the board works without it.
+  }
+}
+
+// -- counts, filters, search ----------------------------------------------------------------------------
+const summary = part("summary");
+const searchInput = part("search");
+const statusSelect = part("status");
+const stalledOnly = part("stalled-only");
+const sortSelect = part("sort");
+const empty = part("empty");
+
+function showCounts(counts) {
+  for (const el of summary.querySelectorAll("[data-count]")) {
+    const n = counts[el.dataset.count] ?? 0;
+    if (el.textContent !== String(n)) el.textContent = String(n);
+  }
+  summary.querySelector('[data-filter="stalled"]').dataset.hot = counts.stalled > 0 ? "true" : "false";
+  const shown = counts.visible === counts.total ? `${counts.total} jobs` : `${counts.visible} of ${counts.total} jobs`;
+  if (part("shown").textContent !== shown) part("shown").textContent = shown;
+  document.title = counts.stalled ? `(${counts.stalled} stalled) aura-monitor` : "aura-monitor";
+  empty.hidden = counts.visible > 0;
+  if (counts.visible === 0) {
+    empty.textContent =
+      counts.total === 0
+        ? "No jobs yet. Jobs appear here as soon as a job.json is written in the watched directory."
+        : "No job matches these filters.";
+  }
+}
+
+function applyFilters() {
+  const filter = { text: searchInput.value.trim(), status: statusSelect.value, stalledOnly: stalledOnly.checked };
+  table.setFilter(filter);
+  for (const button of summary.querySelectorAll("[data-filter]")) {
+    const which = button.dataset.filter;
+    const on = which === "stalled" ? filter.stalledOnly : filter.status === which;
+    button.setAttribute("aria-pressed", String(on));
+  }
+  setHash({ q: filter.text || null, status: filter.status || null, stalled: filter.stalledOnly ? "1" : null });
+}
+
+summary.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-filter]");
+  if (!button) return;
+  const which = button.dataset.filter;
+  if (which === "stalled") stalledOnly.checked = !stalledOnly.checked;
+  else statusSelect.value = statusSelect.value === which ? "" : which;
+  applyFilters();
+});
+part("filters").addEventListener("submit", (event) => event.preventDefault());
+searchInput.addEventListener("input", applyFilters);
+statusSelect.addEventListener("change", applyFilters);
+stalledOnly.addEventListener("change", applyFilters);
+sortSelect.addEventListener("change", () => table.setSort(sortSelect.value));
+
+// -- the URL remembers filters and the open job, so a link shows the same view -----------------------
+function readHash() {
+  return new URLSearchParams(location.hash.slice(1));
+}
+
+function setHash(changes) {
+  const params = readHash();
+  for (const [key, value] of Object.entries(changes)) {
+    if (value == null) params.delete(key);
+    else params.set(key, value);
+  }
+  const text = params.toString();
+  history.replaceState(null, "", text ? `#${text}` : location.pathname + location.search);
+}
+
+const initial = readHash();
+searchInput.value = initial.get("q") ?? "";
+statusSelect.value = [...statusSelect.options].some((o) => o.value === initial.get("status")) ? initial.get("status") : "";
+stalledOnly.checked = initial.get("stalled") === "1";
+applyFilters();
+if (initial.get("job")) openJob(initial.get("job"));
+
+// -- keyboard -------------------------------------------------------------------------------------------
+document.addEventListener("keydown", (event) => {
+  const typing = event.target.closest?.("input, select, textarea, [contenteditable]");
+  if (event.key === "/" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    event.preventDefault();
+    searchInput.focus();
+    searchInput.select();
+  } else if (event.key === "Escape" && !part("confirm").open) {
+    if (event.target === searchInput && searchInput.value) {
+      searchInput.value = "";
+      applyFilters();
+    } else if (panel.isOpen) {
+      event.preventDefault();
+      panel.close();
+    }
+  }
+});
+
+// -- theme ----------------------------------------------------------------------------------------------
+const themeButton = part("theme");
+function showTheme() {
+  const theme = document.documentElement.dataset.theme;
+  themeButton.textContent = `Theme: ${theme}`;
+  themeButton.setAttribute("aria-label", `Theme: ${theme}. Switch theme`);
+}
+themeButton.addEventListener("click", () => {
+  const current = document.documentElement.dataset.theme;
+  const next = THEMES[(THEMES.indexOf(current) + 1) % THEMES.length];
+  document.documentElement.dataset.theme = next;
+  try {
+    localStorage.setItem(THEME_KEY, next);
+  } catch {
+    // Not persisted; the choice still holds for this page.
+  }
+  showTheme();
+});
+showTheme();
