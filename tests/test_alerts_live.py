@@ -1,14 +1,15 @@
 """The rules and dashboards against a real sidecar, Prometheus and Alertmanager, on loopback ports.
 
-One stack serves the module: a sidecar watching a temp jobs dir, Prometheus scraping it every second and
-loading alerts/*.rules.yml, Alertmanager routing with alerts/alertmanager.yml to a webhook receiver run
-here. The reference worker is not scraped: `aura-monitor worker` is not a command of the CLI yet.
+One stack serves the module: a sidecar watching a temp jobs dir, the reference worker rendering jobs of
+that dir with ffmpeg, Prometheus scraping both every second and loading alerts/*.rules.yml, Alertmanager
+routing with alerts/alertmanager.yml to a webhook receiver run here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from tests.live_stack import (
     ManagedProcess,
     PrometheusAPI,
     WebhookReceiver,
+    aura_monitor_argv,
     clean_env,
     free_port,
     managed,
@@ -44,12 +46,12 @@ HEALTHY = "healthy-render"
 RECOVERING = "recovering-images"
 QUEUED_JOB = "queued-plan"
 MOVERS = ("mover-1", "mover-2")
+RENDERED = "worker-render"
 CRITICAL_REASONS = {"process_dead", "process_hung", "completion_not_propagated", "disk_full"}
 
 # Queries allowed to return nothing here, and why.
 NOT_EXPORTED_HERE = {
     "aura_job_retries_total": "the retry counter is not exported by the sidecar yet",
-    "aura_pipeline_render_speed_ratio": "exported by the reference worker, which this stack does not run",
     "aura_sse_clients": "exported only once SSE clients are counted by the sidecar",
 }
 
@@ -59,6 +61,7 @@ class Stack:
     jobs_dir: Path
     instance: str
     sidecar_url: str
+    worker_instance: str
     prometheus: PrometheusAPI
     webhook: WebhookReceiver
     processes: list[ManagedProcess]
@@ -91,6 +94,7 @@ def aura_job(jobs_dir: Path, job_id: str, status: int, stage: str, progress_age:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prometheus_bin = require_binary("prometheus", "prometheus")
     alertmanager_bin = require_binary("prometheus-alertmanager", "prometheus-alertmanager")
+    require_binary("ffmpeg", "ffmpeg")
     tmp = tmp_path_factory.mktemp("live")
     jobs_dir = tmp / "jobs"
     jobs_dir.mkdir()
@@ -101,8 +105,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     aura_job(jobs_dir, QUEUED_JOB, QUEUED, "Plan", progress_age=0, percent=0)
     movers = {job_id: aura_job(jobs_dir, job_id, RUNNING, "Script", progress_age=0, percent=10) for job_id in MOVERS}
 
-    sidecar_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
-    instance = f"127.0.0.1:{sidecar_port}"
+    sidecar_port, worker_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port(), free_port()
+    instance, worker_instance = f"127.0.0.1:{sidecar_port}", f"127.0.0.1:{worker_port}"
     with contextlib.ExitStack() as exits:
         webhook = exits.enter_context(WebhookReceiver())
         write_alertmanager_config(tmp / "alertmanager.yml", webhook.url)
@@ -122,7 +126,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         sidecar = exits.enter_context(
             managed("aura-monitor", sidecar_argv(jobs_dir, sidecar_port), tmp / "sidecar.log", env=clean_env())
         )
-        write_prometheus_config(tmp / "prometheus.yml", instance, f"127.0.0.1:{alertmanager_port}")
+        worker = exits.enter_context(
+            managed(
+                "worker",
+                aura_monitor_argv(
+                    "worker",
+                    "--jobs-dir",
+                    str(jobs_dir),
+                    "--output-dir",
+                    str(tmp / "output"),
+                    "--metrics-port",
+                    str(worker_port),
+                    "--metrics-host",
+                    "127.0.0.1",
+                ),
+                tmp / "worker.log",
+                env=clean_env(),
+            )
+        )
+        write_prometheus_config(
+            tmp / "prometheus.yml",
+            instance,
+            f"127.0.0.1:{alertmanager_port}",
+            extra_targets={"aura-pipeline": worker_instance},
+        )
         prometheus = exits.enter_context(
             managed(
                 "prometheus",
@@ -137,19 +164,39 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         wait_ready(alertmanager, f"http://127.0.0.1:{alertmanager_port}/-/ready")
         wait_ready(sidecar, f"http://{instance}/readyz")
+        wait_ready(worker, f"http://{worker_instance}/metrics")
         wait_ready(prometheus, f"http://127.0.0.1:{prometheus_port}/-/ready")
         api = PrometheusAPI(f"http://127.0.0.1:{prometheus_port}")
         exits.callback(api.close)
-        live = Stack(jobs_dir, instance, f"http://{instance}", api, webhook, [alertmanager, sidecar, prometheus])
+        live = Stack(
+            jobs_dir,
+            instance,
+            f"http://{instance}",
+            worker_instance,
+            api,
+            webhook,
+            [alertmanager, sidecar, worker, prometheus],
+        )
         live.movers = movers
         # Prometheus takes ~5 s before its first scrape of a new target.
-        poll(lambda: api.vector('up{job="aura-monitor"} == 1'), 30, "Prometheus' first scrape of the sidecar")
+        poll(
+            lambda: len(api.vector('up{job=~"aura-monitor|aura-pipeline"} == 1')) == 2,
+            30,
+            "Prometheus' first scrape of the sidecar and the worker",
+        )
         exercise_counters(live)
         yield live
 
 
 def exercise_counters(stack: Stack) -> None:
     """Move jobs through stages, to an end and out of a stall, after Prometheus saw the counters' start."""
+    subprocess.run(
+        aura_monitor_argv("enqueue", "--jobs-dir", str(stack.jobs_dir), "--duration", "1", "--id", RENDERED),
+        check=True,
+        capture_output=True,
+        timeout=30,
+        env=clean_env(),
+    )
     job = stack.movers[MOVERS[0]]
     job.progress(time.time(), "TTS", 30)
     job.write()
@@ -174,6 +221,7 @@ def exercise_counters(stack: Stack) -> None:
     recovering.write()
     poll(lambda: all(stack.job(job_id)["status"] == "completed" for job_id in MOVERS), 10, "the movers to complete")
     poll(lambda: not stack.job(RECOVERING)["stalled"], 10, f"{RECOVERING} to recover")
+    poll(lambda: stack.job(RENDERED)["status"] == "completed", 30, f"the worker to render {RENDERED}")
 
 
 def series_with_values(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -282,7 +330,7 @@ def test_a_really_stalled_job_fires_the_stall_alert_with_its_verdict(stack: Stac
         for alert in stack.prometheus.alerts()
         if alert["labels"]["alertname"] == "AuraJobStalled"
     }
-    assert others & {HEALTHY, RECOVERING, QUEUED_JOB, *MOVERS} == set()
+    assert others & {HEALTHY, RECOVERING, QUEUED_JOB, RENDERED, *MOVERS} == set()
 
 
 def test_alertmanager_delivers_the_stall_to_the_receiver_of_its_severity(stack: Stack) -> None:
@@ -307,3 +355,13 @@ def test_the_sidecar_health_alerts_stay_quiet_while_it_runs(stack: Stack) -> Non
         if alert["state"] == "firing" and alert["labels"]["alertname"].startswith(("AuraSidecar", "AuraWatcher"))
     }
     assert firing == set()
+
+
+def test_the_reference_worker_is_scraped_and_its_render_reaches_the_sidecar(stack: Stack) -> None:
+    assert stack.job(RENDERED)["status"] == "completed"
+    assert stack.prometheus.vector(f'up{{job="aura-pipeline",instance="{stack.worker_instance}"}} == 1')
+    poll(
+        lambda: stack.prometheus.vector("aura_pipeline_render_speed_ratio_count > 0"),
+        20,
+        "the worker's render speed in Prometheus",
+    )
