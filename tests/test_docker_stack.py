@@ -7,6 +7,7 @@ script drops the binary's exit status, so the tests call the binary itself.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from aura_monitor.commands import register
 from tests.live_stack import ROOT, RULE_FILES, require_binary
 
 DOCKER_DIR = ROOT / "docker"
@@ -94,6 +96,14 @@ def test_the_sidecar_and_worker_share_the_jobs_volume_and_send_traces_to_the_col
             ("aura-data", "/data")
         }
         assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+
+
+def test_the_sidecar_and_worker_commands_parse_with_the_real_command_line(config: dict[str, Any]) -> None:
+    parser = argparse.ArgumentParser(prog="aura-monitor")
+    register(parser.add_subparsers(dest="command", required=True))
+    for name in ("sidecar", "worker"):
+        command = config["services"][name]["command"]
+        assert parser.parse_args(command).command == command[0], name
 
 
 def test_prometheus_config_passes_promtool_with_the_containers_mount_layout(
