@@ -171,3 +171,18 @@ def test_a_crashed_render_process_leaves_its_record_running_and_a_cancel_then_en
     eventually(lambda: status(jobs_dir, "job-1") is JobStatus.CANCELLED, what="the cancel")
     assert not partial.exists()
     assert "the process running it was already gone" in record(jobs_dir / "job-1")["message"]
+
+
+def test_a_render_process_that_exits_without_starting_its_job_fails_it_instead_of_looping(
+    jobs_dir: Path, start_worker: StartWorker
+) -> None:
+    enqueue_job(jobs_dir, RenderRequest(), clock=SystemClock(), job_id="job-1")
+    _, registry = start_worker(python="/bin/false")
+
+    eventually(lambda: status(jobs_dir, "job-1") is JobStatus.FAILED, what="the job to fail")
+
+    job = read_record(str(jobs_dir / "job-1" / "job.json"))
+    assert job.error_code == "E500-WORKER"
+    assert "exited (exit code 1) without starting the job" in (job.error_message or "")
+    assert registry.get_sample_value("aura_pipeline_worker_jobs_started_total") == 1
+    assert not (jobs_dir / "job-1" / "claim.lock").exists()

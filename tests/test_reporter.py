@@ -391,6 +391,23 @@ def test_a_cancelled_job_run_ends_cancelled_without_an_error_status(
     assert all(span.status.status_code is not StatusCode.ERROR for span in exporter.get_finished_spans())
 
 
+def test_a_job_run_with_a_cancel_watch_stops_on_request_and_acknowledges_it(
+    reporter: JobReporter, fake_clock: FakeClock
+) -> None:
+    watch = CancelWatch(reporter.job_dir, clock=fake_clock, interval=0)
+    with (
+        pytest.raises(JobCancelled, match="by sidecar during Render"),
+        JobRun(reporter, clock=fake_clock, cancel=watch) as run,
+        run.stage("Render"),
+    ):
+        run.check_cancelled()
+        write_request(reporter.job_dir, ControlAction.CANCEL, clock=fake_clock, by="sidecar")
+        run.check_cancelled()
+
+    assert parsed(reporter).status is JobStatus.CANCELLED
+    assert read_request(reporter.job_dir, ControlAction.CANCEL) is None
+
+
 def test_leaving_a_job_run_without_completing_leaves_the_record_running(
     reporter: JobReporter, fake_clock: FakeClock
 ) -> None:

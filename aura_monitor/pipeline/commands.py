@@ -182,6 +182,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.poll_interval <= 0:
         raise ConfigError("--poll-interval must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    FfmpegTools.detect()  # fail now, not once per job, when ffmpeg is missing
     jobs_dir = _jobs_dir(args)
     jobs_dir.mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock
-from ..reporter import CancelWatch, JobCancelled, JobReporter, PipelineMetrics, StageError, StageRun
+from ..reporter import JobReporter, JobRun, PipelineMetrics, StageError, StageRun
 from .faults import FaultPlan
 from .ffmpeg import FfmpegTools
 from .request import RenderRequest
@@ -38,18 +38,16 @@ class StageContext:
     tools: FfmpegTools
     settings: RunnerSettings
     clock: Clock
-    cancel: CancelWatch
+    run: JobRun
     metrics: PipelineMetrics | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def check_cancelled(self) -> None:
         """Raise JobCancelled on a cancel request, StageError when this process was told to stop."""
-        if self.cancel.interruption is not None:
-            raise StageError(f"interrupted: {self.cancel.interruption}", code="E499-INTERRUPTED")
-        if self.cancel.requested():
-            request = self.cancel.pending()
-            who = f" by {request.by}" if request is not None and request.by else ""
-            raise JobCancelled(f"cancelled on request{who} during {self.stage.name}")
+        interruption = self.run.cancel.interruption if self.run.cancel is not None else None
+        if interruption is not None:
+            raise StageError(f"interrupted: {interruption}", code="E499-INTERRUPTED")
+        self.run.check_cancelled()
 
     def keep_alive(self) -> None:
         """Heartbeat when nothing was written for a heartbeat interval."""

@@ -18,7 +18,6 @@ from ..reporter import (
     PipelineMetrics,
     StageError,
     StageStatus,
-    acknowledge,
 )
 from .context import RunnerSettings, StageContext
 from .errors import JobNotRunnable
@@ -60,7 +59,7 @@ def run_job(
     cancel = cancel or CancelWatch(workspace.job_dir, clock=clock, interval=settings.poll_interval_s)
     kept: list[Path] = []
     try:
-        with JobRun(reporter, clock=clock, tracer_provider=tracer_provider, metrics=metrics) as run:
+        with JobRun(reporter, clock=clock, tracer_provider=tracer_provider, metrics=metrics, cancel=cancel) as run:
             try:
                 request = _request(reporter)
                 for name, function in STAGES:
@@ -81,7 +80,7 @@ def run_job(
                             tools=tools,
                             settings=settings,
                             clock=clock,
-                            cancel=cancel,
+                            run=run,
                             metrics=metrics,
                         )
                         ctx.check_cancelled()
@@ -96,9 +95,7 @@ def run_job(
                 return reporter.status  # the terminal write is lost: the record stays running at 99 %
             run.complete(workspace.output)
     except JobCancelled:
-        pending = cancel.pending()
-        if pending is not None:
-            acknowledge(pending)
+        pass  # recorded by JobRun: status cancelled, request acknowledged
     except ReporterError:
         raise  # the record itself could not be written: the caller must hear about it
     except Exception:

@@ -23,8 +23,9 @@ from ..clock import Clock
 from ..exceptions import RecordError
 from ..model import JobRecord, JobStatus
 from ..records import read_record
-from ..reporter import ControlAction, Outcome, PipelineMetrics, read_request, request_age
+from ..reporter import REQUESTS_DIR, ControlAction, JobReporter, Outcome, PipelineMetrics, read_request, request_age
 from .control import Decision, end_cancelled, honour, pending_requests
+from .encoding import describe_exit
 from .ffmpeg import last_progress
 from .queue import Claim, claim_job, native_records, queued_jobs
 from .workspace import JobWorkspace, default_output_dir
@@ -55,6 +56,7 @@ class _Child:
     process: subprocess.Popen[bytes]
     claim: Claim
     started_at: float
+    attempt: int
 
 
 class WorkerMetrics:
@@ -84,6 +86,7 @@ class Worker:
         self.metrics = PipelineMetrics(registry)
         self._own = WorkerMetrics(registry)
         self._children: dict[str, _Child] = {}
+        self._stopping = False
 
     @property
     def running_jobs(self) -> list[str]:
@@ -96,9 +99,10 @@ class Worker:
         """One round of work; True when anything happened."""
         did = self._reap()
         records = native_records(self.settings.jobs_dir)
-        did = self._honour_requests(records) or did
-        did = self._escalate_cancels() or did
-        return self._fill_slots() or did
+        if self._honour_requests(records) | self._escalate_cancels():
+            did = True
+            records = native_records(self.settings.jobs_dir)  # requests changed some of them
+        return self._fill_slots(records) or did
 
     def run(self, stop: threading.Event, *, exit_when_idle: bool = False) -> None:
         """Work until `stop` is set (or, with `exit_when_idle`, until nothing is queued or running)."""
@@ -113,6 +117,7 @@ class Worker:
 
     def shutdown(self) -> None:
         """Stop every child: SIGTERM (the job ends failed, retryable), SIGKILL after the grace period."""
+        self._stopping = True
         for child in self._children.values():
             with contextlib.suppress(ProcessLookupError):
                 child.process.send_signal(signal.SIGTERM)
@@ -141,10 +146,27 @@ class Worker:
         except RecordError as exc:
             log.warning("job %s: render process ended (%s) and its record is unreadable: %s", job_id, code, exc)
             return
+        if record.status is JobStatus.QUEUED and record.attempt == child.attempt and not self._stopping:
+            record = self._never_started(child, code)
         outcome = _outcome(record, code)
         log.info("job %s: render process exited with %s; outcome %s", job_id, code, outcome.value)
         self.metrics.observe_job(outcome)
         self._observe_stages(child, record)
+
+    def _never_started(self, child: _Child, code: int) -> JobRecord:
+        """The render process exited before taking the job (bad install, refused claim): fail the job
+        with what the process said, instead of starting it again on every round."""
+        said = ""
+        with contextlib.suppress(OSError):
+            lines = child.workspace.process_log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            said = lines[-1] if lines else ""
+        reporter = JobReporter.load(self.settings.jobs_dir, child.workspace.job_id, clock=self._clock)
+        reporter.fail(
+            "E500-WORKER",
+            f"the render process exited ({describe_exit(code)}) without starting the job: {said or 'no output'}",
+            stage="Queued",
+        )
+        return read_record(str(child.workspace.record))
 
     def _observe_stages(self, child: _Child, record: JobRecord) -> None:
         """Stage metrics of this attempt, from the record it left (the child has no registry we can see)."""
@@ -163,6 +185,8 @@ class Worker:
         did = False
         for record in records:
             workspace = self.workspace(record.id)
+            if not (workspace.job_dir / REQUESTS_DIR).is_dir():
+                continue
             for request in pending_requests(workspace):
                 if record.id in self._children and request.action is ControlAction.CANCEL:
                     continue  # our own child honours it; _escalate_cancels watches that it does
@@ -203,12 +227,12 @@ class Worker:
             did = True
         return did
 
-    def _fill_slots(self) -> bool:
+    def _fill_slots(self, records: list[JobRecord]) -> bool:
         free = self.settings.concurrency - len(self._children)
         if free <= 0:
             return False
         started = 0
-        for entry in queued_jobs(native_records(self.settings.jobs_dir)):
+        for entry in queued_jobs(records):
             if started >= free:
                 break
             if entry.job_id in self._children:
@@ -219,7 +243,7 @@ class Worker:
             claim = claim_job(workspace, owner_pid=os.getpid(), clock=self._clock)
             if claim is None:
                 continue
-            self._spawn(workspace, claim)
+            self._spawn(workspace, claim, next(r.attempt for r in records if r.id == entry.job_id))
             started += 1
         return started > 0
 
@@ -228,7 +252,7 @@ class Worker:
 
     # -- children ------------------------------------------------------------------------------------
 
-    def _spawn(self, workspace: JobWorkspace, claim: Claim) -> None:
+    def _spawn(self, workspace: JobWorkspace, claim: Claim, attempt: int) -> None:
         settings = self.settings
         workspace.logs_dir.mkdir(exist_ok=True)
         command = [
@@ -242,7 +266,7 @@ class Worker:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self._children[workspace.job_id] = _Child(workspace, process, claim, started_at=self._clock.now())
+        self._children[workspace.job_id] = _Child(workspace, process, claim, self._clock.now(), attempt)
         self._own.started.inc()
         self._own.running.set(len(self._children))
         log.info("job %s: started render process %d", workspace.job_id, process.pid)

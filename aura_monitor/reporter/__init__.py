@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .atomic import write_atomically
 from .control import (
+    REQUESTS_DIR,
     CancelWatch,
     ControlAction,
     ControlRequest,
@@ -33,6 +34,7 @@ __all__ = [
     "JOB_LOG_NAME",
     "PIPELINE_STAGES",
     "RECORD_NAME",
+    "REQUESTS_DIR",
     "CancelWatch",
     "ControlAction",
     "ControlRequest",

@@ -11,7 +11,7 @@ from opentelemetry.trace import Status, StatusCode, TracerProvider
 
 from ..clock import Clock
 from ..exceptions import AuraMonitorError
-from .control import JobCancelled
+from .control import CancelWatch, JobCancelled, acknowledge
 from .metrics import Outcome, PipelineMetrics
 from .progress import AURA_STAGE_RANGES, StageRange
 from .record import StageStatus
@@ -35,8 +35,10 @@ class JobRun:
 
     Entering opens the job span (continuing the trace in the record's traceparent on a retry) and
     marks the job running; `stage()` opens a stage; `complete()` makes the terminal write. Leaving
-    with JobCancelled ends the job cancelled, with any other exception failed (then re-raises), and
-    leaving normally without `complete()` only flushes: the record stays non-terminal.
+    with JobCancelled ends the job cancelled (and deletes the honoured cancel request), with any other
+    exception failed (then re-raises), and leaving normally without `complete()` only flushes: the
+    record stays non-terminal. With a CancelWatch, `check_cancelled()` raises JobCancelled once the
+    sidecar asked for a cancel.
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class JobRun:
         tracer_provider: TracerProvider | None = None,
         metrics: PipelineMetrics | None = None,
         worker_pid: int | None = None,
+        cancel: CancelWatch | None = None,
     ) -> None:
         self.reporter = reporter
+        self.cancel = cancel
         self.metrics = metrics
         self._clock = clock
         self._tracer = (tracer_provider or trace.NoOpTracerProvider()).get_tracer(TRACER_NAME)
@@ -82,6 +86,14 @@ class JobRun:
         here = self.reporter.percent
         return StageRun(self, name, span or known or StageRange(here, here), clock=self._clock)
 
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled when a cancel request is waiting (cheap: one stat per watch interval)."""
+        if self.cancel is not None and self.cancel.requested():
+            request = self.cancel.pending()
+            who = f" by {request.by}" if request is not None and request.by else ""
+            where = f" during {self._current_stage}" if self._current_stage else ""
+            raise JobCancelled(f"cancelled on request{who}{where}")
+
     def complete(self, output_path: str | Path | None = None) -> None:
         self.reporter.complete(output_path)
         self._span.add_event("job completed")
@@ -101,6 +113,9 @@ class JobRun:
                 self.outcome = Outcome.CANCELLED
                 self._span.add_event("job cancelled", {"reason": str(exc)})
                 reporter.cancel(str(exc) or "cancelled on request")
+                pending = self.cancel.pending() if self.cancel is not None else None
+                if pending is not None:
+                    acknowledge(pending)
             elif isinstance(exc, Exception):
                 self.outcome = Outcome.FAILED
                 self._span.record_exception(exc)
