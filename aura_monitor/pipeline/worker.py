@@ -20,7 +20,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..clock import Clock
-from ..exceptions import RecordError
+from ..exceptions import AuraMonitorError, RecordError
 from ..model import JobRecord, JobStatus
 from ..records import read_record
 from ..reporter import REQUESTS_DIR, ControlAction, JobReporter, Outcome, PipelineMetrics, read_request, request_age
@@ -147,7 +147,11 @@ class Worker:
             log.warning("job %s: render process ended (%s) and its record is unreadable: %s", job_id, code, exc)
             return
         if record.status is JobStatus.QUEUED and record.attempt == child.attempt and not self._stopping:
-            record = self._never_started(child, code)
+            try:
+                record = self._never_started(child, code)
+            except (AuraMonitorError, OSError) as exc:
+                log.warning("job %s: render process exited (%s) before starting it: %s", job_id, code, exc)
+                return
         outcome = _outcome(record, code)
         log.info("job %s: render process exited with %s; outcome %s", job_id, code, outcome.value)
         self.metrics.observe_job(outcome)
@@ -173,7 +177,7 @@ class Worker:
         for stage in record.stages:
             if stage.started_at is None or stage.started_at < child.started_at - 1:
                 continue  # an earlier attempt's stage
-            outcome = {"completed": Outcome.COMPLETED, "failed": Outcome.FAILED}.get(stage.status, Outcome.CANCELLED)
+            outcome = _STAGE_OUTCOMES.get(stage.status, Outcome.CANCELLED)
             seconds = stage.completed_at - stage.started_at if stage.completed_at is not None else None
             self.metrics.observe_stage(stage.name, outcome, seconds)
             if stage.name == "Render" and outcome is Outcome.COMPLETED:
@@ -190,7 +194,11 @@ class Worker:
             for request in pending_requests(workspace):
                 if record.id in self._children and request.action is ControlAction.CANCEL:
                     continue  # our own child honours it; _escalate_cancels watches that it does
-                handled = honour(workspace, request, clock=self._clock, owner_pid=os.getpid())
+                try:
+                    handled = honour(workspace, request, clock=self._clock, owner_pid=os.getpid())
+                except (AuraMonitorError, OSError) as exc:
+                    log.warning("job %s: cannot act on its %s request yet: %s", record.id, request.action.value, exc)
+                    continue
                 if handled.decision not in (Decision.LEFT_TO_PROCESS, Decision.DEFERRED):
                     did = True
                     self._own.requests.labels(action=request.action.value, decision=handled.decision.value).inc()
@@ -216,11 +224,14 @@ class Worker:
                 request_age(request, self._clock),
             )
             self._kill_group(child)
-            end_cancelled(
-                child.workspace,
-                clock=self._clock,
-                message="cancelled; the render process did not respond and was killed",
-            )
+            try:
+                end_cancelled(
+                    child.workspace,
+                    clock=self._clock,
+                    message="cancelled; the render process did not respond and was killed",
+                )
+            except (AuraMonitorError, OSError) as exc:
+                log.warning("job %s: killed, but its record could not be ended cancelled: %s", job_id, exc)
             self._finish(job_id)
             request.path.unlink(missing_ok=True)
             self._own.requests.labels(action="cancel", decision="killed").inc()
@@ -277,6 +288,10 @@ class Worker:
             os.killpg(child.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(5)
+
+
+# A stage left `running` died with its process; `pending` with a start time was cancelled.
+_STAGE_OUTCOMES = {"completed": Outcome.COMPLETED, "failed": Outcome.FAILED, "running": Outcome.CRASHED}
 
 
 def _outcome(record: JobRecord, exit_code: int) -> Outcome:
