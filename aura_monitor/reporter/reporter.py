@@ -216,12 +216,13 @@ class JobReporter:
         """Report progress; written now when the stage changes, else at most once per write interval."""
         with self._lock:
             record = self._record
+            bounded = round(min(100.0, max(0.0, percent)), 2) if percent is not None else None
             stage_changed = stage is not None and stage != record.stage
-            progressed = stage_changed or (percent is not None and round(percent, 2) != record.percent)
+            progressed = stage_changed or (bounded is not None and bounded != record.percent)
             if stage is not None:
                 record.stage = stage
-            if percent is not None:
-                record.percent = round(min(100.0, max(0.0, percent)), 2)
+            if bounded is not None:
+                record.percent = bounded
             if stage_percent is not None:
                 record.stage_percent = round(min(100.0, max(0.0, stage_percent)), 2)
             if message is not None:
