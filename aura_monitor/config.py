@@ -95,6 +95,29 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(10.0, gt=0, description="seconds between SSE heartbeat events")
     token: str | None = Field(None, description="bearer token required by retry and cancel")
     upstream: str | None = Field(None, description="Aura API to forward retry/cancel to, e.g. http://127.0.0.1:5005")
+    upstream_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for the upstream Aura API")
+    state_dir: Path | None = Field(
+        None, description="where retry history is kept (default <jobs dir>/<job id>/monitor/retries.json)"
+    )
+    retry_max: int = Field(3, ge=0, le=100, description="retries allowed per job within the retry window")
+    retry_backoff: float = Field(5.0, ge=0, description="seconds before the second retry; doubles for each later one")
+    retry_backoff_cap: float = Field(300.0, ge=0, description="longest wait between two retries, in seconds")
+    retry_window: float = Field(
+        86400.0, gt=0, description="seconds after which an accepted retry no longer counts against the limit"
+    )
+    sse_retry_ms: int = Field(2000, ge=100, le=600_000, description="reconnection delay SSE clients are told to use")
+    sse_replay_events: int = Field(
+        10_000, ge=1, le=1_000_000, description="events kept for Last-Event-ID replay on any stream"
+    )
+    sse_job_replay_events: int = Field(
+        64, ge=1, le=100_000, description="events kept per job for replay once the shared buffer moved on"
+    )
+    sse_client_queue: int = Field(
+        1_000,
+        ge=1,
+        le=1_000_000,
+        description="status events queued for one slow SSE client before its stream is closed (it then resumes)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     @field_validator("stage_thresholds")

@@ -1,0 +1,102 @@
+"""Server-Sent Events routes: one job, all jobs, and Aura's `/progress/stream` alias (docs/api.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+
+from ..events import EventStreamResponse
+from ..exceptions import JobNotFound
+from ..ingest import RECORD_NAME
+from ..model import validate_job_id
+from ..sidecar import Sidecar
+from .jobs import JobIdPath, SidecarDep
+
+router = APIRouter(prefix="/api", tags=["events"])
+
+# Just after a (re)start the first scan may not have reached a job a client is resuming: wait this long.
+DISCOVERY_WAIT_S = 3.0
+
+LastEventIdHeader = Annotated[
+    str | None, Header(description="id of the last event received; its successors are replayed", max_length=128)
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(
+        alias="lastEventId",
+        description="same as the Last-Event-ID header, for clients that cannot set it",
+        max_length=128,
+    ),
+]
+
+_SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "an endless stream of events (docs/api.md)"},
+    204: {"description": "the client already received this job's terminal event: nothing more will come"},
+    404: {"description": "no such job"},
+}
+
+
+async def _known(sidecar: Sidecar, job_id: str) -> None:
+    validate_job_id(job_id)
+    if sidecar.tracker.get(job_id) is not None:
+        return
+    record = os.path.join(sidecar.jobs_dir, job_id, RECORD_NAME)
+    deadline = time.monotonic() + DISCOVERY_WAIT_S
+    while os.path.exists(record) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        if sidecar.tracker.get(job_id) is not None:
+            return
+    raise JobNotFound(f"no job {job_id!r} in {sidecar.jobs_dir}")
+
+
+def _stream(
+    sidecar: Sidecar, job_id: str | None, last_event_id: str | None, *, aura_progress: bool = False
+) -> EventStreamResponse:
+    settings = sidecar.settings
+    return EventStreamResponse(
+        sidecar.events,
+        job_id,
+        last_event_id,
+        clock=sidecar.clock,
+        heartbeat=settings.heartbeat_interval,
+        retry_ms=settings.sse_retry_ms,
+        aura_progress=aura_progress,
+    )
+
+
+@router.get("/jobs/{job_id}/events", response_class=EventStreamResponse, status_code=200, responses=_SSE_RESPONSES)
+async def job_events(
+    job_id: JobIdPath,
+    sidecar: SidecarDep,
+    last_event_id: LastEventIdHeader = None,
+    resume: LastEventIdQuery = None,
+) -> EventStreamResponse:
+    """SSE for one job: `connected` with the job, its events, and one terminal event after which it ends."""
+    await _known(sidecar, job_id)
+    return _stream(sidecar, job_id, last_event_id or resume)
+
+
+@router.get("/events", response_class=EventStreamResponse, status_code=200, responses=_SSE_RESPONSES)
+async def all_events(
+    sidecar: SidecarDep, last_event_id: LastEventIdHeader = None, resume: LastEventIdQuery = None
+) -> EventStreamResponse:
+    """SSE for every job: `connected` with all jobs, then every job's events; it does not end."""
+    return _stream(sidecar, None, last_event_id or resume)
+
+
+@router.get(
+    "/jobs/{job_id}/progress/stream", response_class=EventStreamResponse, status_code=200, responses=_SSE_RESPONSES
+)
+async def aura_progress_stream(
+    job_id: JobIdPath,
+    sidecar: SidecarDep,
+    last_event_id: LastEventIdHeader = None,
+    resume: LastEventIdQuery = None,
+) -> EventStreamResponse:
+    """Aura-compatible: `job-progress {percent, stage, status, message, outputPath}` on every change."""
+    await _known(sidecar, job_id)
+    return _stream(sidecar, job_id, last_event_id or resume, aura_progress=True)

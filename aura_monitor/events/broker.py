@@ -1,0 +1,254 @@
+"""Fan-out of the tracker's transitions to SSE streams: numbering, replay buffers, snapshots, subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import Clock
+from ..model import JobStatus
+from ..tracker import JobState, Tracker
+from ..transitions import Transition
+from .model import Event, EventId, EventName, encode
+from .subscriber import Ending, StreamKind, Subscriber
+from .translate import events_for, frozen, job_snapshot, terminal_event
+
+
+class JobLog:
+    """The recent events of one job, progress coalesced to the latest; outlives the shared log's horizon."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.events: OrderedDict[object, Event] = OrderedDict()
+        self.evicted_through = 0
+        self.terminal: Event | None = None
+
+    def add(self, event: Event) -> None:
+        key: object = event.n
+        if event.name is EventName.STEP_PROGRESS:
+            key = EventName.STEP_PROGRESS
+            self.events.pop(key, None)  # superseded, not lost: the newer one carries the current percent
+        self.events[key] = event
+        while len(self.events) > self.limit:
+            _, old = self.events.popitem(last=False)
+            self.evicted_through = max(self.evicted_through, old.n)
+        if event.terminal:
+            self.terminal = event
+        elif event.name is EventName.JOB_STATUS and not JobStatus(event.data["status"]).terminal:
+            self.terminal = None  # retried: the job runs again
+
+    def after(self, n: int) -> list[Event]:
+        return [event for event in self.events.values() if event.n > n]
+
+
+@dataclass(slots=True)
+class Opening:
+    """What a new stream starts with, captured atomically with its registration."""
+
+    kind: StreamKind
+    job_id: str | None
+    boot: str
+    position: int
+    resumed_from: int | None  # the client's Last-Event-ID when its missed events are replayed
+    resync: bool
+    replay: list[Event]
+    terminal: Event | None
+    finished: bool  # the client already received this job's terminal event
+    subscriber: Subscriber | None
+    snapshot: Any = None
+    snapshot_states: list[JobState] = field(default_factory=list)
+
+    @property
+    def first_id(self) -> str:
+        return f"{self.boot}-{self.resumed_from if self.resumed_from is not None else self.position}"
+
+
+class EventBroker:
+    """Numbers events `<boot>-<n>`, keeps them for replay and hands each to the streams that want it."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        clock: Clock,
+        *,
+        replay_events: int = 10_000,
+        job_replay_events: int = 64,
+        client_queue: int = 1_000,
+        boot: str | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.clock = clock
+        self.boot = boot or secrets.token_hex(4)
+        self.replay_events = replay_events
+        self.job_replay_events = job_replay_events
+        self.client_queue = client_queue
+        self.published = 0
+        self._lock = threading.Lock()
+        self._n = 0
+        self._log: deque[Event] = deque()
+        self._evicted_through = 0
+        self._jobs: dict[str, JobLog] = {}
+        self._job_subscribers: dict[str, set[Subscriber]] = {}
+        self._all_subscribers: set[Subscriber] = set()
+        self._closing = False
+        tracker.subscribe(self.publish)
+
+    # -- publishing (tracker listener: ingest or stall-timer thread, under the tracker lock) ----------
+    def publish(self, batch: Sequence[Transition]) -> None:
+        specs = events_for(batch, self.tracker.get)
+        if not specs:
+            return
+        with self._lock:
+            first = self._n + 1
+            events = [self._number(name, job_id, data, first) for name, job_id, data in specs]
+            by_job: dict[str, list[Event]] = {}
+            for event in events:
+                by_job.setdefault(str(event.job_id), []).append(event)
+            for job_id, mine in by_job.items():
+                for subscriber in self._job_subscribers.get(job_id, ()):
+                    subscriber.offer(mine)
+            for subscriber in self._all_subscribers:
+                subscriber.offer(events)
+            for name, job_id, data in specs:
+                if name is EventName.WARNING and data.get("code") == "job_removed":
+                    self._jobs.pop(job_id, None)
+
+    def _number(self, name: EventName, job_id: str, data: dict[str, Any], batch: int) -> Event:
+        self._n += 1
+        event = Event(self._n, name, job_id, data, encode(name, f"{self.boot}-{self._n}", data), batch)
+        self.published += 1
+        if len(self._log) >= self.replay_events:
+            self._evicted_through = self._log.popleft().n
+        self._log.append(event)
+        log = self._jobs.get(job_id)
+        if log is None:
+            log = self._jobs[job_id] = JobLog(self.job_replay_events)
+        log.add(event)
+        return event
+
+    # -- streams (event loop) -----------------------------------------------------------------------
+    def open(self, job_id: str | None, last_event_id: str | None, loop: asyncio.AbstractEventLoop) -> Opening:
+        """Register a stream and capture its snapshot and replay, with no event able to slip in between."""
+        kind = StreamKind.JOB if job_id is not None else StreamKind.ALL
+        wanted = EventId.parse(last_event_id)
+        with self.tracker.lock, self._lock:
+            position = self._n
+            replay: list[Event] | None = None
+            if wanted is not None and wanted.boot == self.boot and wanted.n <= position:
+                replay = self._replay(job_id, wanted.n)
+            log = self._jobs.get(job_id) if job_id is not None else None
+            terminal = log.terminal if log is not None else None
+            finished = terminal is not None and replay is not None and wanted is not None and wanted.n >= terminal.n
+            states: list[JobState] = []
+            if job_id is None:
+                states = [frozen(state) for state in self.tracker.jobs()]
+            elif (state := self.tracker.get(job_id)) is not None:
+                states = [frozen(state)]
+                if terminal is None and state.record is not None and state.record.status.terminal:
+                    terminal = self._resent(*terminal_event(state, state.record, self.clock.now()), position)
+            if replay is None and terminal is not None and job_id is not None:
+                # Sent again after `connected`, so it takes the snapshot's id: ids never go back in a stream.
+                terminal = self._resent(terminal.name, job_id, terminal.data, position)
+            subscriber = None
+            if not finished and not self._closing:
+                subscriber = Subscriber(kind, job_id, loop, self.client_queue)
+                if job_id is None:
+                    self._all_subscribers.add(subscriber)
+                else:
+                    self._job_subscribers.setdefault(job_id, set()).add(subscriber)
+        return Opening(
+            kind=kind,
+            job_id=job_id,
+            boot=self.boot,
+            position=position,
+            resumed_from=wanted.n if replay is not None and wanted is not None else None,
+            resync=wanted is not None and replay is None,
+            replay=replay or [],
+            terminal=terminal,
+            finished=finished,
+            subscriber=subscriber,
+            snapshot_states=states,
+        )
+
+    def _replay(self, job_id: str | None, n: int) -> list[Event] | None:
+        """Every event after `n` this stream would have received, or None when some were already dropped."""
+        if n >= self._evicted_through:
+            return [e for e in self._log if e.n > n and (job_id is None or e.job_id == job_id)]
+        log = self._jobs.get(job_id) if job_id is not None else None
+        if log is not None and n >= log.evicted_through:
+            return log.after(n)
+        return None
+
+    def _resent(self, name: EventName, job_id: str, data: dict[str, Any], position: int) -> Event:
+        return Event(position, name, job_id, data, encode(name, f"{self.boot}-{position}", data), position)
+
+    def snapshot(self, opening: Opening) -> None:
+        """Build the views of the opening's jobs (outside every lock: it can take a while for 10,000 jobs)."""
+        now = self.clock.now()
+        per_job = opening.kind is StreamKind.JOB
+        views = [
+            view for state in opening.snapshot_states if (view := job_snapshot(state, now, steps=per_job)) is not None
+        ]
+        if per_job:
+            opening.snapshot = views[0] if views else None
+        else:
+            views.sort(key=lambda v: v.get("createdAt") or "", reverse=True)
+            opening.snapshot = views
+        opening.snapshot_states = []
+
+    def close(self, subscriber: Subscriber | None) -> None:
+        """Forget a stream (idempotent); called when it ends for any reason."""
+        if subscriber is None:
+            return
+        subscriber.end(Ending.SHUTDOWN)
+        with self._lock:
+            self._all_subscribers.discard(subscriber)
+            if subscriber.job_id is not None:
+                subscribers = self._job_subscribers.get(subscriber.job_id)
+                if subscribers is not None:
+                    subscribers.discard(subscriber)
+                    if not subscribers:
+                        del self._job_subscribers[subscriber.job_id]
+
+    def shutdown(self) -> None:
+        """End every stream now and refuse new subscriptions (server shutting down)."""
+        with self._lock:
+            self._closing = True
+        for subscriber in self.streams():
+            subscriber.end(Ending.SHUTDOWN)
+
+    def reopen(self) -> None:
+        """Accept subscriptions again (a sidecar started after a stop)."""
+        with self._lock:
+            self._closing = False
+
+    # -- introspection --------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Connected clients per stream kind (the aura_sse_clients gauge)."""
+        with self._lock:
+            per_job = sum(len(subs) for subs in self._job_subscribers.values())
+            return {StreamKind.JOB.value: per_job, StreamKind.ALL.value: len(self._all_subscribers)}
+
+    def subscribers_of(self, job_id: str) -> int:
+        """Clients following this job on its own stream (evidence for the diagnosis)."""
+        with self._lock:
+            return len(self._job_subscribers.get(job_id, ()))
+
+    def streams(self) -> list[Subscriber]:
+        """Every connected stream's subscriber."""
+        with self._lock:
+            return [*self._all_subscribers, *(s for subs in self._job_subscribers.values() for s in subs)]
+
+    def buffered(self) -> list[Event]:
+        """The events the shared replay buffer still holds, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def last_id(self) -> str:
+        return f"{self.boot}-{self._n}"
