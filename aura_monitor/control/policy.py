@@ -72,6 +72,6 @@ def decide_retry(history: Sequence[float], now: float, policy: RetryPolicy) -> R
             ready_at - now,
             remaining,
             f"retry {used + 1} must wait {wait_before(used, policy):g} s after the previous one; "
-            f"{ready_at - now:.1f} s to go",
+            f"{ready_at - now:.3g} s to go",
         )
     return RetryDecision(True, 0.0, remaining - 1, "accepted")
