@@ -536,3 +536,17 @@ def test_unknown_jobs_bad_ids_and_unreadable_dirs_are_clear_errors(root: Path) -
         explain(root, "../etc")
     with pytest.raises(JobNotFound, match="cannot read jobs dir"):
         explain_offline(load_settings(jobs_dir=root / "missing"), "x")
+
+
+def test_a_live_encoder_during_finalization_is_finalizing_not_capped(root: Path, live: LiveEncoder) -> None:
+    native_running(
+        root,
+        "native-faststart",
+        20,
+        stage="Finalize",
+        percent=96.0,
+        outputPath=str(live.output),
+        encoder={"pid": live.pid, "progressPath": str(live.progress), "logPath": str(live.log)},
+    )
+    body = explain(root, "native-faststart")
+    assert verdict(body) == "finalizing", body["findings"]

@@ -296,8 +296,8 @@ def rule_process_hung(ctx: RuleContext) -> Finding | None:
 
 def rule_progress_capped(ctx: RuleContext) -> Finding | None:
     s, record = ctx.subject, ctx.subject.record
-    if record is None or record.status.terminal or record.percent < CAPS[0]:
-        return None
+    if record is None or record.status.terminal or record.percent < CAPS[0] or record.finalizing:
+        return None  # in a finalization stage the record is right: the encoder's work *is* finalizing
     since = s.since_progress(ctx.now) or 0.0
     if since <= ctx.thresholds.default or not _encoder_fresh(ctx) or not _encoder_moved_after_record(ctx):
         return None
