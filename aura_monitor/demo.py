@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -226,12 +226,16 @@ class Demo:
 
     def verdict_table(self) -> Table:
         table = Table(title="demo verdicts", title_justify="left")
-        for column in ("job", "expected", "verdict", "after", "result"):
+        for column in ("job", "verdict reached", "after", "result"):
             table.add_column(column)
         for job in self.jobs:
             after = f"{job.reached_at - self.started:.0f} s" if job.reached_at else "-"
-            result = Text("ok", style="green") if job.passed else Text("MISSED", style="bold red")
-            table.add_row(job.name, job.expected, job.verdict or "-", after, result)
+            result = (
+                Text("ok", style="green")
+                if job.passed
+                else Text(f"MISSED: got {job.verdict or 'nothing'}", style="bold red")
+            )
+            table.add_row(job.name, job.expected, after, result)
         return table
 
 
@@ -269,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         demo.stop()
-    console.print(Group(demo.table(), demo.verdict_table()) if args.once else demo.verdict_table())
+    console.print(demo.verdict_table())
     missed = [job for job in demo.jobs if not job.passed]
     if args.once and missed:
         names = ", ".join(f"{j.name} (expected {j.expected}, got {j.verdict or 'nothing'})" for j in missed)
