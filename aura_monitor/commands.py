@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import demo, explain_cli, serve
+from . import demo, explain_cli, jobs_cli, serve, watch_cli
 from .pipeline import commands as pipeline_commands
 
 
@@ -19,4 +19,6 @@ def register(sub: Any) -> None:
     _add(sub, "serve", "Run the sidecar: watch a jobs dir, serve the API, SSE and /metrics.", serve)
     _add(sub, "explain", "Explain a job: verdict, evidence and what to do, from the files alone.", explain_cli)
     _add(sub, "demo", "Run the sidecar on a generated jobs dir of demo jobs.", demo)
+    _add(sub, "watch", "Follow one job live (progress bar); exit 0 completed, 1 failed, 3 cancelled.", watch_cli)
+    _add(sub, "jobs", "List the sidecar's jobs as a table.", jobs_cli)
     pipeline_commands.register(sub)

@@ -27,11 +27,11 @@ from tests.support import wait_for
 class LiveServer:
     """`create_app(sidecar)` served by uvicorn on 127.0.0.1:<free port> in a background thread."""
 
-    def __init__(self, sidecar: Sidecar) -> None:
+    def __init__(self, sidecar: Sidecar, port: int = 0) -> None:
         self.sidecar = sidecar
         self.app = create_app(sidecar)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
+            self.app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.app.state.uvicorn_server = self.server  # no signal handlers in a thread: hand the server over
@@ -58,9 +58,9 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(jobs_dir: Path, **settings: Any) -> Iterator[LiveServer]:
+def live_server(jobs_dir: Path, port: int = 0, **settings: Any) -> Iterator[LiveServer]:
     """A started server around a new Sidecar on `jobs_dir`; stopped (and the sidecar with it) at the end."""
-    server = LiveServer(Sidecar(load_settings(jobs_dir=jobs_dir, **settings))).start()
+    server = LiveServer(Sidecar(load_settings(jobs_dir=jobs_dir, **settings)), port).start()
     try:
         yield server
     finally:
