@@ -97,7 +97,8 @@ function showCounts(counts) {
     if (el.textContent !== String(n)) el.textContent = String(n);
   }
   summary.querySelector('[data-filter="stalled"]').dataset.hot = counts.stalled > 0 ? "true" : "false";
-  const shown = counts.visible === counts.total ? `${counts.total} jobs` : `${counts.visible} of ${counts.total} jobs`;
+  const noun = counts.total === 1 ? "job" : "jobs";
+  const shown = counts.visible === counts.total ? `${counts.total} ${noun}` : `${counts.visible} of ${counts.total} ${noun}`;
   if (part("shown").textContent !== shown) part("shown").textContent = shown;
   document.title = counts.stalled ? `(${counts.stalled} stalled) aura-monitor` : "aura-monitor";
   empty.hidden = counts.visible > 0;
@@ -149,12 +150,20 @@ function setHash(changes) {
   history.replaceState(null, "", text ? `#${text}` : location.pathname + location.search);
 }
 
-const initial = readHash();
-searchInput.value = initial.get("q") ?? "";
-statusSelect.value = [...statusSelect.options].some((o) => o.value === initial.get("status")) ? initial.get("status") : "";
-stalledOnly.checked = initial.get("stalled") === "1";
-applyFilters();
-if (initial.get("job")) openJob(initial.get("job"));
+function followHash() {
+  const params = readHash();
+  const status = params.get("status") ?? "";
+  searchInput.value = params.get("q") ?? "";
+  statusSelect.value = [...statusSelect.options].some((o) => o.value === status) ? status : "";
+  stalledOnly.checked = params.get("stalled") === "1";
+  applyFilters();
+  const job = params.get("job");
+  if (job && job !== panel.id) openJob(job);
+  else if (!job && panel.isOpen) panel.close();
+}
+
+followHash();
+window.addEventListener("hashchange", followHash);
 
 // -- keyboard -------------------------------------------------------------------------------------------
 document.addEventListener("keydown", (event) => {

@@ -171,7 +171,8 @@ export class JobPanel {
       ["Stage", job.stage || "–"],
       ["Progress", percent(job.percent)],
     ];
-    if (job.stalled) rows.push(["Stuck for", duration(since) ?? "?"]);
+    if (job.stalled) rows.push([job.status === "queued" ? "Queued for" : "Stuck for", duration(since) ?? "?"]);
+    else if (job.status === "queued" && since != null) rows.push(["Queued for", duration(since)]);
     else if (since != null) rows.push(["Last progress", `${duration(since)} ago`]);
     if (job.thresholdSeconds != null && !TERMINAL.has(job.status)) {
       const kind = job.thresholdKind && job.thresholdKind !== "default" ? ` (${job.thresholdKind})` : "";
@@ -319,7 +320,9 @@ export class JobPanel {
 
   #answer(kind, text, extra = null) {
     this.parts.answer.dataset.kind = kind;
-    this.parts.answer.replaceChildren(h("span", {}, text), extra ? h("span", { class: "answer-extra" }, extra) : null);
+    const lines = [h("span", {}, text)];
+    if (extra) lines.push(h("span", { class: "answer-extra" }, extra));
+    this.parts.answer.replaceChildren(...lines);
   }
 
   async #saveToken(event) {

@@ -13,7 +13,6 @@ const EVENT_TYPES = [
   "job-completed",
   "job-failed",
   "job-cancelled",
-  "job-removed",
   "heartbeat",
 ];
 

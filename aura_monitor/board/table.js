@@ -1,5 +1,6 @@
 // The live job table: one keyed row per job, changes batched into one DOM pass per animation frame,
-// rows moved (never rebuilt) when their order changes, and clocks ticking only for rows on screen.
+// rows moved (never rebuilt) when their order changes. Rows off screen cost little to update: they use
+// content-visibility, so the browser skips their layout and paint until they scroll into view.
 
 import { duration, percent, STATUS_LABELS, severityOf, TERMINAL, threshold, verdictWords } from "./format.js";
 
@@ -53,14 +54,12 @@ export class JobTable {
     this.order = [];
     this.dirty = new Set();
     this.clockDirty = new Set();
-    this.onScreen = new Set();
     this.filter = { status: "", stalledOnly: false, text: "" };
     this.sort = "attention";
     this.activeId = null;
     this.openId = null;
     this.resetPending = false;
     this.frame = 0;
-    this.observer = new IntersectionObserver((entries) => this.#seen(entries));
     store.subscribe((change) => this.#changed(change));
     tbody.addEventListener("click", (event) => this.#clicked(event));
     tbody.addEventListener("keydown", (event) => this.#keydown(event));
@@ -122,20 +121,10 @@ export class JobTable {
   }
 
   #tick() {
-    for (const id of this.onScreen) {
+    for (const [id, row] of this.rows) {
+      if (row.hidden) continue;
       const job = this.store.get(id);
       if (job && !TERMINAL.has(job.status)) this.clockDirty.add(id);
-    }
-    if (this.clockDirty.size) this.#schedule();
-  }
-
-  #seen(entries) {
-    for (const entry of entries) {
-      const id = entry.target.dataset.id;
-      if (entry.isIntersecting) {
-        this.onScreen.add(id);
-        this.clockDirty.add(id);
-      } else this.onScreen.delete(id);
     }
     if (this.clockDirty.size) this.#schedule();
   }
@@ -161,10 +150,8 @@ export class JobTable {
   }
 
   #rebuild(now) {
-    for (const row of this.rows.values()) this.observer.unobserve(row.el);
     const previous = this.rows;
     this.rows = new Map();
-    this.onScreen.clear();
     for (const job of this.store.values()) {
       const row = previous.get(job.id) ?? new Row(job.id, this.template);
       this.rows.set(job.id, row);
@@ -175,7 +162,6 @@ export class JobTable {
     const fragment = document.createDocumentFragment();
     for (const id of this.order) fragment.append(this.rows.get(id).el);
     this.tbody.replaceChildren(fragment);
-    for (const row of this.rows.values()) this.observer.observe(row.el);
     this.setOpen(this.openId);
   }
 
@@ -189,7 +175,6 @@ export class JobTable {
     if (!row) {
       row = new Row(id, this.template);
       this.rows.set(id, row);
-      this.observer.observe(row.el);
     }
     this.#render(row, job, now);
     const key = this.#sortKey(job);
@@ -197,10 +182,8 @@ export class JobTable {
   }
 
   #drop(row) {
-    this.observer.unobserve(row.el);
     row.el.remove();
     this.rows.delete(row.id);
-    this.onScreen.delete(row.id);
     const at = this.order.indexOf(row.id);
     if (at >= 0) this.order.splice(at, 1);
   }
