@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--prefix", default="load")
     parser.add_argument("--stage", default="Render")
+    parser.add_argument("--write-log", type=Path, default=None, help="append 'job revision time' per write")
     args = parser.parse_args(argv)
+    log = open(args.write_log, "w") if args.write_log else None  # noqa: SIM115 - closed at the end
     folders = []
     paths = []
     for i in range(args.jobs):
@@ -65,18 +67,23 @@ def main(argv: list[str] | None = None) -> int:
             continue
         i = writes % args.jobs
         counters[i] += 1
+        at = time.time()
         data = _TEMPLATE.format(
             schema=SCHEMA,
             id=folders[i].name,
             rev=counters[i],
             stage=args.stage,
             pct=min(100.0, counters[i] / 1000.0),
-            at=time.time(),
+            at=at,
         )
         write(*paths[i], data.encode())
+        if log is not None:
+            log.write(f"{folders[i].name} {counters[i]} {at!r}\n")
         writes += 1
         next_at += interval
     elapsed = time.perf_counter() - start
+    if log is not None:
+        log.close()
     final = {folder.name: counters[i] for i, folder in enumerate(folders)}
     json.dump({"writes": writes, "seconds": elapsed, "final_revisions": final}, sys.stdout)
     sys.stdout.write("\n")

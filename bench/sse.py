@@ -1,0 +1,164 @@
+"""Record written -> SSE event received, under DESIGN's load: 1,000 active jobs updating once a second,
+200 clients on per-job streams and 5 on /api/events; baseline: a client polling /api/jobs every 500 ms."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .harness import QUICK, percentile, run_load, served, wait_until
+from .scenarios import Figures
+
+JOBS = 1000
+PER_JOB_CLIENTS = 200
+ALL_CLIENTS = 5
+
+
+def _writes(log: Path) -> dict[tuple[str, str], float]:
+    written = {}
+    for line in log.read_text().splitlines():
+        job, revision, at = line.split()
+        written[(job, f"w{revision}")] = float(at)
+    return written
+
+
+def _latencies(received: Path, written: dict[tuple[str, str], float]) -> list[float]:
+    out = []
+    for line in received.read_text().splitlines():
+        if not line.strip():
+            continue
+        job, message, at = line.split()
+        if (job, message) in written:
+            out.append(1000 * (float(at) - written[(job, message)]))
+    return out
+
+
+def _poll(url: str, seconds: float, written_log: Path, out: Path) -> None:
+    """The baseline client: GET /api/jobs every 500 ms, noting when each job's message changes."""
+    seen: dict[str, str] = {}
+    lines = []
+    stop_at = time.time() + seconds
+    with httpx.Client(base_url=url, timeout=10) as client:
+        next_at = time.monotonic()
+        while time.time() < stop_at:
+            jobs = client.get("/api/jobs", params={"limit": JOBS}).json()["jobs"]
+            now = time.time()
+            for job in jobs:
+                if job["message"] != seen.get(job["id"]):
+                    seen[job["id"]] = job["message"]
+                    lines.append(f"{job['id']} {job['message']} {now!r}")
+            next_at += 0.5
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    out.write_text("\n".join(lines) + "\n")
+
+
+def sse_latency(work: Path) -> tuple[Figures, Figures]:
+    seconds = 8.0 if QUICK else 20.0
+    jobs_dir = work / "sse-jobs"
+    jobs_dir.mkdir()
+    warm = run_load(jobs_dir, jobs=JOBS, rate=0, seconds=0.5, prefix="sse")
+    warm.communicate()
+    with served(jobs_dir) as (_, url):
+        wait_until(
+            lambda: httpx.get(f"{url}/api/queue?limit=1", timeout=5).json()["stats"]["total"] >= JOBS,
+            60,
+            "jobs tracked",
+        )
+        ids = [f"sse-{i:05d}" for i in range(PER_JOB_CLIENTS)]
+        outs = [work / f"sse-client-{k}.txt" for k in range(3)]
+        clients = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.sse_client",
+                    url,
+                    "--jobs",
+                    ",".join(ids[:100]),
+                    "--seconds",
+                    str(seconds + 2),
+                    "--out",
+                    str(outs[0]),
+                ]
+            ),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.sse_client",
+                    url,
+                    "--jobs",
+                    ",".join(ids[100:]),
+                    "--seconds",
+                    str(seconds + 2),
+                    "--out",
+                    str(outs[1]),
+                ]
+            ),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.sse_client",
+                    url,
+                    "--all",
+                    str(ALL_CLIENTS),
+                    "--seconds",
+                    str(seconds + 2),
+                    "--out",
+                    str(outs[2]),
+                ]
+            ),
+        ]
+
+        def connected() -> bool:
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
+            lines = [line for line in metrics.splitlines() if line.startswith("aura_sse_clients{")]
+            return sum(float(line.rsplit(" ", 1)[1]) for line in lines) >= PER_JOB_CLIENTS + ALL_CLIENTS
+
+        wait_until(connected, 30, "all SSE clients connected")
+        log = work / "sse-writes.txt"
+        writer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.load",
+                str(jobs_dir),
+                "--jobs",
+                str(JOBS),
+                "--rate",
+                str(JOBS),
+                "--seconds",
+                str(seconds),
+                "--prefix",
+                "sse",
+                "--write-log",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        polled = work / "sse-poll.txt"
+        _poll(url, seconds + 1, log, polled)
+        writer.wait(timeout=seconds + 30)
+        for client in clients:
+            client.wait(timeout=seconds + 30)
+    written = _writes(log)
+    per_job = _latencies(outs[0], written) + _latencies(outs[1], written)
+    all_jobs = _latencies(outs[2], written)
+    polling = _latencies(polled, written)
+    return (
+        {
+            "sse_latency_p99_ms": round(percentile(per_job, 99), 2),
+            "sse_latency_p50_ms": round(percentile(per_job, 50), 2),
+            "sse_all_latency_p99_ms": round(percentile(all_jobs, 99), 2),
+            "sse_events_measured": len(per_job) + len(all_jobs),
+        },
+        {
+            "sse_latency_p99_ms": round(percentile(polling, 99), 2),
+            "sse_latency_p50_ms": round(percentile(polling, 50), 2),
+        },
+    )
