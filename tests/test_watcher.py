@@ -163,3 +163,15 @@ def test_a_stall_is_flagged_by_the_timer_thread_without_any_file_event(jobs_dir:
         assert state is not None and state.stalled
     finally:
         sc.stop()
+
+
+def test_an_inotify_overflow_reported_by_watchdog_triggers_an_immediate_rescan(
+    sidecar: Sidecar, jobs_dir: Path
+) -> None:
+    import logging
+
+    rescans = sidecar.watcher.stats.rescans
+    # watchdog reports a kernel queue overflow only as this log line; nothing else tells us events were lost.
+    logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+    wait_for(lambda: sidecar.watcher.stats.rescans > rescans, timeout=5, what="rescan after the overflow")
+    assert sidecar.watcher.stats.overflows == 1

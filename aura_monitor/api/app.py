@@ -37,6 +37,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
         version=__version__,
         description="Sidecar monitor and stall diagnoser for video render pipelines.",
         lifespan=lifespan,
+        redirect_slashes=False,  # an API answers a problem, never a redirect to a guessed URL
     )
     app.state.sidecar = sidecar
     problems.install(app)
