@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, generate_latest
 
 from .clock import Clock, SystemClock
@@ -17,6 +20,7 @@ from .metrics import SnapshotCollector, TransitionMetrics, render_job_series
 from .model import stage_key
 from .stall import Thresholds
 from .stall_timer import StallTimer
+from .tracing import JobTracer, setup_tracing
 from .tracker import Tracker
 from .transitions import Transition
 from .watcher import Watcher
@@ -28,7 +32,11 @@ class Sidecar:
     """Everything that watches and judges jobs, without the HTTP layer; start() / stop() are idempotent."""
 
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, registry: CollectorRegistry | None = None
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        registry: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -47,6 +55,11 @@ class Sidecar:
         )
         self.stall_timer = StallTimer(self.tracker, self.clock)
         self.tracker.subscribe(self._count)
+        # The OTEL_* variables decide the exporter; an injected provider (tests) belongs to its caller.
+        self._owns_tracer_provider = tracer_provider is None
+        self.tracer_provider = tracer_provider or setup_tracing("aura-monitor")
+        self.job_tracer = JobTracer(self.tracer_provider, self.tracker.get)
+        self.tracker.subscribe(self.job_tracer.observe)
         self.events = EventBroker(
             self.tracker,
             self.clock,
@@ -101,6 +114,16 @@ class Sidecar:
         self.stall_timer.stop()
         self.diagnosis.stop()
         self.ingestor.stop()
+        self.job_tracer.close(self.clock.now())
+        if self._owns_tracer_provider and isinstance(self.tracer_provider, SdkTracerProvider):
+            self.tracer_provider.force_flush()
+
+    def explain(self, job_id: str) -> dict[str, Any]:
+        """The diagnosis body, with an explain span in the job's trace."""
+        with self.job_tracer.explain_span(job_id) as span:
+            body = self.diagnosis.explain(job_id).body
+            span.set_attribute("aura.verdict", body["verdict"])
+            return body
 
     def exposition(self) -> bytes:
         """Everything /metrics serves: the registry plus the per-job series of active jobs."""

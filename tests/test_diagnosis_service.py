@@ -57,3 +57,41 @@ def test_explain_answers_bad_ids_with_problems(client: TestClient) -> None:
     assert client.get("/api/jobs/no-such/explain").status_code == 404
     response = client.get("/api/jobs/.bad/explain")
     assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_stalls_and_explain_calls_become_spans_in_the_jobs_trace(jobs_dir: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, stall_threshold=0.3), tracer_provider=provider)
+    with TestClient(create_app(sidecar)) as c:
+        write_native(
+            jobs_dir,
+            "traced",
+            stage="Images",
+            percent=60.0,
+            lastProgressAt=net_time(time.time()),
+            traceparent=f"00-{trace_id}-b7ad6b7169203331-03",
+        )
+        wait_for(lambda: c.get("/api/jobs/traced").json().get("stalled"), what="stall")
+        assert c.get("/api/jobs/traced/explain").status_code == 200
+        write_native(
+            jobs_dir,
+            "traced",
+            stage="Images",
+            percent=61.0,
+            revision=2,
+            traceparent=f"00-{trace_id}-b7ad6b7169203331-03",
+        )
+        wait_for(lambda: not c.get("/api/jobs/traced").json()["stalled"], what="recovery")
+    spans = exporter.get_finished_spans()
+    stall = next(s for s in spans if s.name == "stall")
+    assert f"{stall.context.trace_id:032x}" == trace_id  # the stall sits in the pipeline's own trace
+    explain = next(s for s in spans if s.name == "explain")
+    assert explain.attributes and explain.attributes.get("aura.verdict") == "no_progress"
+    assert any(f"{link.context.trace_id:032x}" == trace_id for link in explain.links)  # an on-demand call links

@@ -115,7 +115,7 @@ def get_progress(job: KnownJob, sidecar: SidecarDep) -> Progress:
 def explain_job(job_id: JobIdPath, sidecar: SidecarDep) -> dict[str, Any]:
     """Diagnosis: verdict, plain-language summary, findings with evidence and remediation (docs/diagnosis.md)."""
     validate_job_id(job_id)
-    return sidecar.diagnosis.explain(job_id).body
+    return sidecar.explain(job_id)
 
 
 @router.get("/queue", response_model=Queue, response_model_by_alias=True)
