@@ -18,7 +18,7 @@ def _add(sub: Any, name: str, help_text: str, module: Any) -> None:
 def register(sub: Any) -> None:
     _add(sub, "serve", "Run the sidecar: watch a jobs dir, serve the API, SSE and /metrics.", serve)
     _add(sub, "explain", "Explain a job: verdict, evidence and what to do, from the files alone.", explain_cli)
-    _add(sub, "demo", "Run the sidecar on a generated jobs dir of demo jobs.", demo)
+    _add(sub, "demo", "Sidecar + reference worker + one job per fault, live; --once checks every verdict.", demo)
     _add(sub, "watch", "Follow one job live (progress bar); exit 0 completed, 1 failed, 3 cancelled.", watch_cli)
     _add(sub, "jobs", "List the sidecar's jobs as a table.", jobs_cli)
     pipeline_commands.register(sub)
