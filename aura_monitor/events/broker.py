@@ -18,6 +18,8 @@ from .model import Event, EventId, EventName, encode
 from .subscriber import Ending, StreamKind, Subscriber
 from .translate import events_for, frozen, job_snapshot, terminal_event
 
+_FRAME_ONLY = frozenset({"job", "steps"})
+
 
 class JobLog:
     """The recent events of one job, progress coalesced to the latest; outlives the shared log's horizon."""
@@ -120,7 +122,10 @@ class EventBroker:
 
     def _number(self, name: EventName, job_id: str, data: dict[str, Any], batch: int) -> Event:
         self._n += 1
-        event = Event(self._n, name, job_id, data, encode(name, f"{self.boot}-{self._n}", data), batch)
+        frame = encode(name, f"{self.boot}-{self._n}", data)
+        # The frame has everything; what stays in memory for thousands of jobs is the lean part.
+        lean = {key: value for key, value in data.items() if key not in _FRAME_ONLY}
+        event = Event(self._n, name, job_id, lean, frame, batch)
         self.published += 1
         if len(self._log) >= self.replay_events:
             self._evicted_through = self._log.popleft().n
@@ -143,7 +148,6 @@ class EventBroker:
                 replay = self._replay(job_id, wanted.n)
             log = self._jobs.get(job_id) if job_id is not None else None
             terminal = log.terminal if log is not None else None
-            finished = terminal is not None and replay is not None and wanted is not None and wanted.n >= terminal.n
             states: list[JobState] = []
             if job_id is None:
                 states = [frozen(state) for state in self.tracker.jobs()]
@@ -151,6 +155,7 @@ class EventBroker:
                 states = [frozen(state)]
                 if terminal is None and state.record is not None and state.record.status.terminal:
                     terminal = self._resent(*terminal_event(state, state.record, self.clock.now()), position)
+            finished = terminal is not None and replay is not None and wanted is not None and wanted.n >= terminal.n
             if replay is None and terminal is not None and job_id is not None:
                 # Sent again after `connected`, so it takes the snapshot's id: ids never go back in a stream.
                 terminal = self._resent(terminal.name, job_id, terminal.data, position)
