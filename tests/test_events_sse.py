@@ -194,6 +194,7 @@ def test_a_hundred_concurrent_clients_all_receive_every_terminal_event(jobs_dir:
         assert server.sidecar.events.counts() == {"job": 90, "all": 10}
         gauge = httpx.get(f"{server.url}/metrics").text
         assert 'aura_sse_clients{stream="job"} 90.0' in gauge and 'aura_sse_clients{stream="all"} 10.0' in gauge
+        assert httpx.get(f"{server.url}/api/jobs/job-0/explain").json()["sseSubscribers"] == 9
 
         outcomes = {"completed": "job-completed", "failed": "job-failed", "cancelled": "job-cancelled"}
         expected = {}
