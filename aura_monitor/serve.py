@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import sys
 
 import uvicorn
 
@@ -37,8 +38,14 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+# An update crosses five threads (watchdog's reader, emitter and dispatcher, our ingest thread, the event
+# loop); with the default 5 ms GIL switch interval each hand-off can wait that long under load.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def run_server(settings: Settings, sidecar: Sidecar | None = None, announce: bool = True) -> None:
     check_exposure(settings)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     sidecar = sidecar or Sidecar(settings)
     app = create_app(sidecar)
     config = uvicorn.Config(

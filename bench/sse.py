@@ -141,15 +141,38 @@ def sse_latency(work: Path) -> tuple[Figures, Figures]:
             ],
             stdout=subprocess.DEVNULL,
         )
-        polled = work / "sse-poll.txt"
-        _poll(url, seconds + 1, log, polled)
         writer.wait(timeout=seconds + 30)
         for client in clients:
             client.wait(timeout=seconds + 30)
+        # The polling baseline runs on its own afterwards: its 1,000-job responses would otherwise load the
+        # same server while the streams are measured.
+        poll_log = work / "sse-poll-writes.txt"
+        writer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.load",
+                str(jobs_dir),
+                "--jobs",
+                str(JOBS),
+                "--rate",
+                str(JOBS),
+                "--seconds",
+                str(seconds),
+                "--prefix",
+                "sse",
+                "--write-log",
+                str(poll_log),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        polled = work / "sse-poll.txt"
+        _poll(url, seconds + 1, poll_log, polled)
+        writer.wait(timeout=seconds + 30)
     written = _writes(log)
     per_job = _latencies(outs[0], written) + _latencies(outs[1], written)
     all_jobs = _latencies(outs[2], written)
-    polling = _latencies(polled, written)
+    polling = _latencies(polled, _writes(poll_log))
     return (
         {
             "sse_latency_p99_ms": round(percentile(per_job, 99), 2),

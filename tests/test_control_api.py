@@ -96,6 +96,7 @@ def test_retry_and_cancel_follow_the_job_status(jobs_dir: Path) -> None:
         assert (jobs_dir / "cancelled" / "requests" / "retry.json").is_file()
 
 
+@pytest.mark.reliability
 def test_twenty_concurrent_retries_of_one_job_accept_exactly_one(jobs_dir: Path) -> None:
     write_native(jobs_dir, "job", status="failed", error={"code": "E1", "message": "boom"})
     with live_server(jobs_dir) as server:

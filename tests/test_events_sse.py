@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from aura_monitor.events.subscriber import Ending
 from tests.live_server import LiveServer, Received, SseClient, live_server
@@ -147,6 +148,7 @@ def test_a_client_resuming_with_last_event_id_receives_exactly_the_events_it_mis
         by_query.close()
 
 
+@pytest.mark.reliability
 def test_after_a_sidecar_restart_a_resuming_client_gets_a_resync_and_a_finished_job_its_terminal_event(
     jobs_dir: Path,
 ) -> None:
@@ -181,6 +183,7 @@ def test_after_a_sidecar_restart_a_resuming_client_gets_a_resync_and_a_finished_
         assert finished.response.status == 204 and finished.events == []
 
 
+@pytest.mark.reliability
 def test_a_hundred_concurrent_clients_all_receive_every_terminal_event(jobs_dir: Path) -> None:
     jobs = [f"job-{i}" for i in range(10)]
     for job_id in jobs:
@@ -218,6 +221,7 @@ def test_a_hundred_concurrent_clients_all_receive_every_terminal_event(jobs_dir:
         wait_for(lambda: server.sidecar.events.counts() == {"job": 0, "all": 0}, timeout=5, what="no subscribers")
 
 
+@pytest.mark.reliability
 def test_a_client_that_never_reads_keeps_memory_bounded_and_delays_no_one(jobs_dir: Path) -> None:
     flood = [f"flood-{i}" for i in range(20)]
     for job_id in [*flood, "marker"]:

@@ -188,3 +188,62 @@ def test_kill_9_and_restart_rebuild_the_state_from_disk(jobs_dir: Path, port: in
     finally:
         second.terminate()
         second.wait(timeout=10)
+
+
+def test_kill_9_mid_run_loses_no_terminal_event_for_reconnecting_watchers(jobs_dir: Path, port: int) -> None:
+    for job_id in ("ends-ok", "ends-failed", "keeps-going"):
+        write_native(jobs_dir, job_id, stage="Render", percent=50.0)
+    url = f"http://127.0.0.1:{port}"
+    first = _serve(jobs_dir, port)
+    watchers: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        wait_for(lambda: _ready(url) and len(_jobs(url)) == 3, timeout=30, what="first sidecar")
+        for job_id in ("ends-ok", "ends-failed"):
+            watchers[job_id] = subprocess.Popen(
+                [sys.executable, "-m", "aura_monitor", "watch", job_id, "--url", url],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        wait_for(
+            lambda: (sample(httpx.get(f"{url}/metrics").text, "aura_sse_clients", stream="job") or 0) >= 2,
+            timeout=20,
+            what="both watchers connected",
+        )
+        first.kill()  # SIGKILL: no goodbye to the clients, no state saved
+        first.wait(timeout=10)
+        write_native(
+            jobs_dir,
+            "ends-ok",
+            status="completed",
+            stage="Complete",
+            percent=100.0,
+            revision=2,
+            outputPath="/videos/ok.mp4",
+        )
+        write_native(
+            jobs_dir,
+            "ends-failed",
+            status="failed",
+            stage="Render",
+            percent=55.0,
+            revision=2,
+            error={"code": "E304-FFMPEG_RUNTIME", "message": "ffmpeg exited with code 1"},
+        )
+        write_native(jobs_dir, "keeps-going", stage="Render", percent=70.0, revision=2)
+        second = _serve(jobs_dir, port)
+        try:
+            assert watchers["ends-ok"].wait(timeout=60) == 0, "completed job: watch exits 0"
+            assert watchers["ends-failed"].wait(timeout=60) == 1, "failed job: watch exits 1"
+            jobs = _jobs(url)
+            assert jobs["keeps-going"]["percent"] == 70.0 and jobs["ends-ok"]["status"] == "completed"
+        finally:
+            second.terminate()
+            second.wait(timeout=10)
+    finally:
+        for watcher in watchers.values():
+            if watcher.poll() is None:
+                watcher.kill()
+                watcher.wait()
+        if first.poll() is None:
+            first.kill()

@@ -244,6 +244,7 @@ def test_a_loaded_record_continues_where_its_writer_stopped(reporter: JobReporte
     assert parsed(again).revision == reporter.revision + 1
 
 
+@pytest.mark.reliability
 def test_a_full_disk_raises_a_clear_error_and_keeps_the_last_good_record(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -306,6 +307,7 @@ def test_a_file_size_limit_raises_a_clear_error_and_keeps_the_last_good_record(t
     assert leftovers(reporter.job_dir) == []
 
 
+@pytest.mark.reliability
 def test_a_vanished_jobs_dir_raises_a_clear_error(reporter: JobReporter) -> None:
     reporter.start()
     shutil.rmtree(reporter.job_dir.parent)

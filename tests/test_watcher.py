@@ -65,6 +65,7 @@ def test_an_atomic_writer_is_seen_through_moved_events(sidecar: Sidecar, jobs_di
     assert sidecar.watcher.stats.events > 0
 
 
+@pytest.mark.reliability
 def test_two_thousand_jobs_created_updated_and_deleted_in_bursts_end_right(sidecar: Sidecar, jobs_dir: Path) -> None:
     ids = [f"burst-{i:04d}" for i in range(2000)]
     for job_id in ids:
@@ -111,6 +112,7 @@ def test_a_missing_jobs_dir_means_not_ready_then_watching_once_it_appears(tmp_pa
         sc.stop()
 
 
+@pytest.mark.reliability
 def test_a_deleted_and_recreated_jobs_dir_is_rescanned(sidecar: Sidecar, jobs_dir: Path) -> None:
     write_native(jobs_dir, "old", percent=5.0)
     wait_for(lambda: percent_of(sidecar, "old") == 5.0, what="old job")
