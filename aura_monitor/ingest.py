@@ -74,6 +74,21 @@ class Ingestor:
             self._idle.clear()
             self._cond.notify()
 
+    def touch_many(self, paths: list[str], *, force: bool = True) -> None:
+        """touch() for many paths with a single wake-up of the ingest thread."""
+        if not paths:
+            return
+        with self._cond:
+            for path in paths:
+                self._ready[path] = self._ready.get(path, False) or force
+            self._idle.clear()
+            self._cond.notify()
+
+    def unchanged(self, path: str, st: os.stat_result) -> bool:
+        """Whether `st` is what the last good read of `path` saw (read racily from another thread: a stale
+        answer only costs one extra read)."""
+        return self._signatures.get(path) == (st.st_mtime_ns, st.st_size, st.st_ino)
+
     def forget(self, path: str) -> None:
         self._signatures.pop(path, None)
 

@@ -220,9 +220,10 @@ class Watcher:
 
     # -- work ----------------------------------------------------------------------------------
     def rescan(self) -> int:
-        """Name every job file (unchanged ones are skipped by the ingestor) and every vanished one."""
+        """Name every changed job file and every vanished one to the ingestor; one stat per file."""
         self.stats.rescans += 1
         seen: set[str] = set()
+        changed: list[str] = []
         try:
             entries = list(os.scandir(self.root))
         except OSError:
@@ -230,11 +231,15 @@ class Watcher:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 path = os.path.join(entry.path, RECORD_NAME)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue  # no record (yet): a tracked job at this path is handled below
                 seen.add(path)
-                self.ingestor.touch(path, force=False)
-        for state in self.ingestor.tracker.jobs():
-            if state.path not in seen:
-                self.ingestor.touch(state.path)
+                if not self.ingestor.unchanged(path, st):
+                    changed.append(path)
+        changed += [state.path for state in self.ingestor.tracker.jobs() if state.path not in seen]
+        self.ingestor.touch_many(changed, force=False)
         return len(seen)
 
     def handle(self, event: FileSystemEvent) -> None:

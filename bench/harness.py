@@ -79,25 +79,32 @@ def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes
 
 
 def run_load(
-    jobs_dir: Path, *, jobs: int, rate: float, seconds: float, prefix: str, stage: str = "Render"
+    jobs_dir: Path,
+    *,
+    jobs: int,
+    rate: float,
+    seconds: float,
+    prefix: str,
+    stage: str = "Render",
+    write_log: Path | None = None,
 ) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.load",
-            str(jobs_dir),
-            "--jobs",
-            str(jobs),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-            "--prefix",
-            prefix,
-            "--stage",
-            stage,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    """The load generator (bench/load.py) in its own process; its JSON summary comes on stdout."""
+    args = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        str(jobs_dir),
+        "--jobs",
+        str(jobs),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--prefix",
+        prefix,
+        "--stage",
+        stage,
+    ]
+    if write_log is not None:
+        args += ["--write-log", str(write_log)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)

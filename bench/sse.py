@@ -37,7 +37,7 @@ def _latencies(received: Path, written: dict[tuple[str, str], float]) -> list[fl
     return out
 
 
-def _poll(url: str, seconds: float, written_log: Path, out: Path) -> None:
+def _poll(url: str, seconds: float, out: Path) -> None:
     """The baseline client: GET /api/jobs every 500 ms, noting when each job's message changes."""
     seen: dict[str, str] = {}
     lines = []
@@ -122,53 +122,17 @@ def sse_latency(work: Path) -> tuple[Figures, Figures]:
 
         wait_until(connected, 30, "all SSE clients connected")
         log = work / "sse-writes.txt"
-        writer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.load",
-                str(jobs_dir),
-                "--jobs",
-                str(JOBS),
-                "--rate",
-                str(JOBS),
-                "--seconds",
-                str(seconds),
-                "--prefix",
-                "sse",
-                "--write-log",
-                str(log),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        writer.wait(timeout=seconds + 30)
+        writer = run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=log)
+        writer.communicate(timeout=seconds + 30)
         for client in clients:
             client.wait(timeout=seconds + 30)
         # The polling baseline runs on its own afterwards: its 1,000-job responses would otherwise load the
         # same server while the streams are measured.
         poll_log = work / "sse-poll-writes.txt"
-        writer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.load",
-                str(jobs_dir),
-                "--jobs",
-                str(JOBS),
-                "--rate",
-                str(JOBS),
-                "--seconds",
-                str(seconds),
-                "--prefix",
-                "sse",
-                "--write-log",
-                str(poll_log),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        writer = run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=poll_log)
         polled = work / "sse-poll.txt"
-        _poll(url, seconds + 1, poll_log, polled)
-        writer.wait(timeout=seconds + 30)
+        _poll(url, seconds + 1, polled)
+        writer.communicate(timeout=seconds + 30)
     written = _writes(log)
     per_job = _latencies(outs[0], written) + _latencies(outs[1], written)
     all_jobs = _latencies(outs[2], written)

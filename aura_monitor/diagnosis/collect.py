@@ -110,13 +110,16 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
             evidence.missing("processes", "Aura records carry no process ids and no running ffmpeg writes its output")
     before = os.stat(output_path).st_size if output_path and os.path.exists(output_path) else None
     window = options.sample_window_s if active and (pids or output_path) else 0.0
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="aura-evidence") as pool:
-        output_future = pool.submit(inspect_output, output_path, options.probe_timeout_s) if output_path else None
-        processes_future = pool.submit(sample_processes, pids, window, evidence.record_mtime, found)
-        if window and not pids:
-            time.sleep(window)  # still give the output file a window to grow in
-        evidence.processes = processes_future.result()
-        evidence.output = output_future.result() if output_future else None
+    if output_path:
+        # ffprobe runs beside the sampling window, so the two cost the longer of them, not the sum.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-ffprobe") as pool:
+            output_future = pool.submit(inspect_output, output_path, options.probe_timeout_s)
+            evidence.processes = sample_processes(pids, window, evidence.record_mtime, found) if pids else []
+            if window and not pids:
+                time.sleep(window)  # still give the output file a window to grow in
+            evidence.output = output_future.result()
+    elif pids:
+        evidence.processes = sample_processes(pids, window, evidence.record_mtime, found)
     if evidence.output is not None and before is not None and window:
         try:
             evidence.output.grew_bytes = os.stat(evidence.output.path).st_size - before

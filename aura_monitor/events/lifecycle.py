@@ -15,7 +15,8 @@ from typing import Any
 
 from .broker import EventBroker
 
-POLL_S = 0.05
+# Every stream must end within the 1 s graceful-shutdown budget; polling faster only costs idle CPU.
+POLL_S = 0.25
 
 
 def running_uvicorn_server() -> Any | None:

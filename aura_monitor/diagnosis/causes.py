@@ -1,0 +1,295 @@
+"""Why an active job is stuck (or is not): one rule per cause, most specific first in rules.RULES."""
+
+from __future__ import annotations
+
+from ..model import JobStatus
+from ..stall import ThresholdKind
+from .context import (
+    CAPS,
+    ENCODER_FRESH_S,
+    PROVIDER_ERROR,
+    RuleContext,
+    ago,
+    describe_status,
+    encoder_facts,
+    encoder_fresh,
+    encoder_moved_after_record,
+    encoder_percent,
+    output_facts,
+    output_ok,
+    record_facts,
+)
+from .evidence import Fact
+from .findings import Code, Finding, Severity
+
+
+def rule_completion_not_propagated(ctx: RuleContext) -> Finding | None:
+    record, enc = ctx.subject.record, ctx.evidence.encoder
+    if record is None or record.status.terminal or enc is None or not enc.ended or not output_ok(ctx):
+        return None
+    ended_ago = ctx.now - (enc.mtime or ctx.now)
+    grace = min(ctx.subject.threshold or ctx.thresholds.default, 30.0)
+    if not ctx.subject.stalled and ended_ago < grace:
+        return None  # the writer may be about to record the end
+    out = ctx.evidence.output
+    assert out is not None
+    duration = f"{out.duration_s:.1f} s video" if out.duration_s is not None else "video"
+    return Finding(
+        Code.COMPLETION_NOT_PROPAGATED,
+        Severity.CRITICAL,
+        0.95,
+        f"Rendering finished {ago(ended_ago)} ago (ffmpeg ended normally, {duration} at {out.path} verified) "
+        f"but the job record still says {describe_status(record)}.",
+        record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
+        [
+            f"The video is complete: hand {out.path} to the user",
+            "The terminal write never happened: check the app log around the end of the render "
+            "(Aura swallows job-file write failures)",
+            f"Mark the job done in the app, or POST /api/jobs/{ctx.subject.job_id}/retry to re-run only the "
+            "finalization (native workers resume from the last completed stage)",
+        ],
+    )
+
+
+def rule_process_dead(ctx: RuleContext) -> Finding | None:
+    record = ctx.subject.record
+    if record is None or record.status.terminal or not ctx.evidence.processes:
+        return None
+    dead = [p for p in ctx.evidence.processes if not p.exists]
+    if not dead or (output_ok(ctx) and ctx.evidence.encoder is not None and ctx.evidence.encoder.ended):
+        return None
+    names = ", ".join(
+        f"{p.role} (pid {p.pid}{', pid reused' if p.reused else ''}{', zombie' if p.status == 'zombie' else ''})"
+        for p in dead
+    )
+    return Finding(
+        Code.PROCESS_DEAD,
+        Severity.CRITICAL,
+        0.9,
+        f"The {names} of this job no longer exists, yet the record says {describe_status(record)}: "
+        "the job will never finish.",
+        record_facts(ctx)
+        + [Fact("processes", f"{p.role} pid {p.pid}: gone") for p in dead]
+        + encoder_facts(ctx)
+        + output_facts(ctx),
+        [
+            f"POST /api/jobs/{ctx.subject.job_id}/retry (native workers resume from the last completed stage)",
+            "Look for an OOM kill or a crash: `journalctl -k | grep -i killed` and the worker's log",
+            f"Remove the incomplete output{' ' + ctx.evidence.output.path if ctx.evidence.output else ''}",
+        ],
+    )
+
+
+def rule_process_hung(ctx: RuleContext) -> Finding | None:
+    record = ctx.subject.record
+    if record is None or record.status.terminal:
+        return None
+    alive = [p for p in ctx.evidence.processes if p.exists]
+    if not alive:
+        return None
+    stopped = [p for p in alive if p.status == "stopped"]
+    out = ctx.evidence.output
+    enc = ctx.evidence.encoder
+    idle = [p for p in alive if p.cpu_delta_s is not None and p.cpu_delta_s < 0.005]
+    output_still = out is None or not out.grew_bytes
+    encoder_still = enc is None or enc.mtime is None or ctx.now - enc.mtime > ENCODER_FRESH_S
+    if stopped:
+        confidence, why = (
+            0.95,
+            ", ".join(f"{p.role} pid {p.pid} is stopped (state T, SIGSTOP?)" for p in stopped),
+        )
+    elif ctx.subject.stalled and idle and len(idle) == len(alive) and output_still and encoder_still:
+        confidence = 0.85
+        why = ", ".join(
+            f"{p.role} pid {p.pid} used {p.cpu_delta_s or 0:.3f} s CPU in {p.window_s:.2f} s (state {p.status})"
+            for p in idle
+        )
+    else:
+        return None
+    return Finding(
+        Code.PROCESS_HUNG,
+        Severity.CRITICAL,
+        confidence,
+        f"The process is alive but doing nothing: {why}; neither CPU time, output size nor encoder progress "
+        f"advanced while the record says {describe_status(record)}.",
+        record_facts(ctx)
+        + [Fact("processes", f"{p.role} pid {p.pid}: {p.status}, CPU +{p.cpu_delta_s or 0:.3f} s") for p in alive]
+        + encoder_facts(ctx)
+        + output_facts(ctx),
+        [
+            f"POST /api/jobs/{ctx.subject.job_id}/cancel, then retry it",
+            "If ffmpeg's stderr is a pipe nobody reads, it blocks once the pipe fills: send stderr to a file",
+            "A stopped process (state T) was sent SIGSTOP: `kill -CONT <pid>` resumes it",
+            "Aura only kills a hung ffmpeg after its 30-minute total timeout",
+        ],
+    )
+
+
+def rule_progress_capped(ctx: RuleContext) -> Finding | None:
+    s, record = ctx.subject, ctx.subject.record
+    if record is None or record.status.terminal or record.percent < CAPS[0] or record.finalizing:
+        return None  # in a finalization stage the record is right: the encoder's work *is* finalizing
+    since = s.since_progress(ctx.now) or 0.0
+    if since <= ctx.thresholds.default or not encoder_fresh(ctx) or not encoder_moved_after_record(ctx):
+        return None
+    pct = encoder_percent(ctx)
+    encoder_says = f"ffmpeg is at {pct:.0f}% of the video" if pct is not None else "ffmpeg keeps reporting progress"
+    return Finding(
+        Code.PROGRESS_CAPPED,
+        Severity.WARNING,
+        0.85,
+        f"The record has been frozen at {record.percent:g}% for {ago(since)} while {encoder_says}: "
+        "the progress mapping is capped, the render is still working.",
+        record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
+        [
+            "Do not cancel: the render is alive and advancing",
+            "The app maps render progress onto 80-95% (or 80-99%) and caps it; only the final write reaches 100",
+            "Raise the finalizing threshold for this stage if users see false 'stuck' warnings "
+            "(--stage-thresholds '{\"render\": 600}')",
+        ],
+    )
+
+
+def rule_progress_not_reported(ctx: RuleContext) -> Finding | None:
+    s, record = ctx.subject, ctx.subject.record
+    if record is None or record.status.terminal or not s.stalled:
+        return None
+    out = ctx.evidence.output
+    output_moving = bool(
+        out and (out.grew_bytes or (out.mtime and s.last_progress_at and out.mtime > s.last_progress_at + 1))
+    )
+    if not ((encoder_fresh(ctx) and encoder_moved_after_record(ctx)) or output_moving):
+        return None
+    pct = encoder_percent(ctx)
+    moving = f"ffmpeg is at {pct:.0f}%" if pct is not None else "the encoder and output keep advancing"
+    return Finding(
+        Code.PROGRESS_NOT_REPORTED,
+        Severity.WARNING,
+        0.85,
+        f"The render is alive ({moving}) but the job record has not changed for "
+        f"{ago(s.since_progress(ctx.now) or 0)}: progress is not being written to the record.",
+        record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
+        [
+            "Do not cancel: the work is progressing",
+            "The pipeline stopped syncing progress into job.json: check its progress callback / writer thread",
+            "Watch the encoder directly: tail -f "
+            + (ctx.evidence.encoder.path if ctx.evidence.encoder else "the ffmpeg log"),
+        ],
+    )
+
+
+def rule_upstream(ctx: RuleContext) -> Finding | None:
+    s, record = ctx.subject, ctx.subject.record
+    if record is None or record.status.terminal or not s.stalled:
+        return None
+    errors = [line for line in ctx.evidence.log_tail if PROVIDER_ERROR.search(line.text)]
+    if len(errors) < 3:
+        return None
+    return Finding(
+        Code.UPSTREAM_ERRORS,
+        Severity.WARNING,
+        min(0.95, 0.6 + 0.05 * len(errors)),
+        f"Stage {record.stage or '?'} is stuck retrying a provider: {len(errors)} recent log lines show "
+        f"errors such as “{errors[-1].text.strip()[:120]}”.",
+        record_facts(ctx) + [Fact(line.source, line.text.strip()[:200]) for line in errors[-5:]],
+        [
+            "Check the provider's status page and your quota / API key for this stage",
+            "Lower concurrency or add backoff for this provider; switch to an offline provider if one is configured",
+            f"Once the provider answers, POST /api/jobs/{s.job_id}/retry",
+        ],
+    )
+
+
+def rule_queued(ctx: RuleContext) -> Finding | None:
+    s, record = ctx.subject, ctx.subject.record
+    if record is None or record.status is not JobStatus.QUEUED or not s.stalled:
+        return None
+    return Finding(
+        Code.QUEUED_TOO_LONG,
+        Severity.WARNING,
+        0.9,
+        f"The job has waited in the queue for {ago(s.since_progress(ctx.now) or 0)} "
+        f"(threshold {s.threshold or ctx.thresholds.queued:g} s): no worker picked it up.",
+        record_facts(ctx),
+        [
+            "Check that a worker is running and not saturated (GET /api/queue shows running jobs)",
+            "Look for jobs stuck in running that hold the worker slots",
+        ],
+    )
+
+
+def rule_abandoned(ctx: RuleContext) -> Finding | None:
+    s, record, ev = ctx.subject, ctx.subject.record, ctx.evidence
+    if record is None or record.status.terminal or not s.stalled or ev.processes:
+        return None
+    times = [
+        t
+        for t in (
+            ev.record_mtime,
+            s.last_progress_at,
+            ev.encoder.mtime if ev.encoder else None,
+            ev.output.mtime if ev.output else None,
+        )
+        if t is not None
+    ]
+    times += [line.at for line in ev.log_tail if line.at is not None]
+    quiet = ctx.now - max(times) if times else None
+    limit = max(4 * (s.threshold or ctx.thresholds.default), 600.0)
+    if quiet is None or quiet < limit:
+        return None
+    return Finding(
+        Code.ABANDONED,
+        Severity.CRITICAL,
+        0.8,
+        f"Nothing about this job has changed for {ago(quiet)} (record, logs, output): it says "
+        f"{describe_status(record)} but no process is working on it.",
+        record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
+        [
+            "The app probably crashed or restarted: Aura does not reconcile jobs at start-up, so it stays Running",
+            f"Retry it (POST /api/jobs/{s.job_id}/retry) or cancel it (POST /api/jobs/{s.job_id}/cancel)",
+        ],
+    )
+
+
+def rule_no_progress(ctx: RuleContext) -> Finding | None:
+    s, record = ctx.subject, ctx.subject.record
+    if record is None or record.status.terminal or not s.stalled:
+        return None
+    return Finding(
+        Code.NO_PROGRESS,
+        Severity.WARNING,
+        0.6,
+        f"No progress for {ago(s.since_progress(ctx.now) or 0)} in stage {record.stage or '?'} at "
+        f"{record.percent:g}% (threshold {s.threshold or 0:g} s), and no more specific cause was found.",
+        record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
+        [
+            "Open the job's log tail below and the app log for this stage",
+            f"If nothing moves, cancel (POST /api/jobs/{s.job_id}/cancel) and retry",
+        ],
+    )
+
+
+def rule_active(ctx: RuleContext) -> Finding | None:
+    s, record = ctx.subject, ctx.subject.record
+    if record is None or record.status.terminal or s.stalled:
+        return None
+    since = s.since_progress(ctx.now) or 0.0
+    left = f"{(s.threshold or 0) - since:.0f} s before it counts as stalled" if s.threshold else "no stall clock"
+    if s.threshold_kind is ThresholdKind.FINALIZING:
+        return Finding(
+            Code.FINALIZING,
+            Severity.INFO,
+            0.8,
+            f"Finalizing at {record.percent:g}% in stage {record.stage or '?'}; last progress {ago(since)} ago, "
+            f"within the {s.threshold:g} s finalization threshold ({left}).",
+            record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
+            ["Nothing to do yet: finalization (muxing, faststart, upload) reports little progress"],
+        )
+    return Finding(
+        Code.HEALTHY,
+        Severity.INFO,
+        0.8,
+        f"{describe_status(record)}, last progress {ago(since)} ago ({left}).",
+        record_facts(ctx) + encoder_facts(ctx),
+        ["Nothing to do"],
+    )
