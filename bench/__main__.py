@@ -117,7 +117,8 @@ def main() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
     markdown = table(results, baseline)
     (RESULTS / "latest.md").write_text(markdown + "\n")
-    if PERFORMANCE_DOC.exists() and TABLE_START in PERFORMANCE_DOC.read_text():
+    # Only a full run speaks for the project: BENCH_ONLY and BENCH_QUICK runs leave the docs alone.
+    if not only and not QUICK and PERFORMANCE_DOC.exists() and TABLE_START in PERFORMANCE_DOC.read_text():
         text = PERFORMANCE_DOC.read_text()
         head, _, rest = text.partition(TABLE_START)
         _, _, tail = rest.partition(TABLE_END)
