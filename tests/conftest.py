@@ -7,6 +7,7 @@ import pytest
 
 from aura_monitor.aura_writer import AuraJob
 from aura_monitor.clock import FakeClock
+from tests.media import LiveEncoder, render, start_encoder, truncate
 
 
 @pytest.fixture
@@ -27,3 +28,38 @@ def aura_job(jobs_dir: Path) -> Iterator[Callable[..., AuraJob]]:
         return AuraJob(jobs_dir, **kwargs)  # type: ignore[arg-type]
 
     yield make
+
+
+# Real media and a live encoder for the diagnosis scenarios (tests/test_diagnosis_*.py).
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("media")
+    valid = render(root / "valid.mp4", 2, log=root / "valid.log", progress=root / "valid.progress")
+    short = render(root / "short.mp4", 1)
+    empty = root / "empty.mp4"
+    empty.write_bytes(b"")
+    cut = truncate(render(root / "cut.mp4", 2, faststart=False), 0.5)
+    cut_faststart = truncate(render(root / "cut-faststart.mp4", 2), 0.6)
+    return {
+        "valid": valid,
+        "valid_log": root / "valid.log",
+        "valid_progress": root / "valid.progress",
+        "short": short,
+        "empty": empty,
+        "cut": cut,
+        "cut_faststart": cut_faststart,
+    }
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveEncoder]:
+    encoder = start_encoder(tmp_path_factory.mktemp("live"), "live")
+    yield encoder
+    encoder.stop()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "Logs" / "ffmpeg").mkdir(parents=True)
+    return tmp_path
