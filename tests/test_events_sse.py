@@ -93,6 +93,7 @@ def test_a_job_going_from_queued_to_completed_streams_connected_each_change_and_
             for client in (one, every):
                 client.wait(lambda ev, p=fields["percent"]: reached(ev, "job", p), what=f"{fields['percent']}%")
         one.wait_ended(5)  # a per-job stream ends after its terminal event
+        every.wait_for_event("job-completed", job_id="job")  # sent after the last progress of the same write
 
         assert one.names() == ["connected", *LIFECYCLE_EVENTS]
         assert [e.name for e in job_events(every, "job") if e.name != "heartbeat"] == LIFECYCLE_EVENTS

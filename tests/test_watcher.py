@@ -100,7 +100,7 @@ def test_a_missing_jobs_dir_means_not_ready_then_watching_once_it_appears(tmp_pa
     sc = make_sidecar(jobs_dir)
     sc.start()
     try:
-        time.sleep(0.05)  # give the supervisor a chance to (wrongly) claim readiness
+        wait_for(lambda: sc.watcher.stats.rescans >= 1, what="the supervisor's first look at the missing dir")
         assert not sc.ready
         jobs_dir.mkdir(parents=True)
         write_native(jobs_dir, "early", percent=5.0)
