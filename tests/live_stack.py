@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import yaml
+
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS_DIR = ROOT / "alerts"
@@ -48,20 +49,8 @@ def free_port() -> int:
 
 
 def poll(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
-    """Call `probe` until it returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{detail}")
-        time.sleep(interval)
+    """wait_for, counting a still-starting process's errors (refused, half-written JSON) as "not yet"."""
+    return wait_for(probe, timeout, what, interval=interval, ignoring=(httpx.HTTPError, ValueError, KeyError))
 
 
 class ManagedProcess:

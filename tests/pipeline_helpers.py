@@ -8,26 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aura_monitor.pipeline.ffmpeg import last_progress
 
 T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy and return it; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def record(job_dir: Path) -> dict[str, Any]:

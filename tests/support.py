@@ -7,18 +7,39 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from aura_monitor.records import SCHEMA
 
+T = TypeVar("T")
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll `predicate` until it is truthy; fail with `what` after `timeout` seconds."""
+
+def wait_for(
+    probe: Callable[[], T | None],
+    timeout: float = 20.0,
+    what: str = "condition",
+    *,
+    interval: float = 0.01,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> T:
+    """Poll `probe` until it returns something truthy and return that; fail naming `what` after `timeout` s.
+
+    Exceptions of the `ignoring` types count as "not yet" (a server still starting, say); the last one is
+    named in the failure.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+        except ignoring as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{detail}")
+        time.sleep(interval)
 
 
 def write_native(jobs_dir: Path, job_id: str, **fields: object) -> Path:

@@ -21,7 +21,6 @@ from aura_monitor.pipeline import Fault, FaultPlan, FfmpegTools, JobWorkspace, R
 from aura_monitor.pipeline.ffmpeg import last_progress, probe
 from aura_monitor.records.timestamps import parse_iso
 from tests.pipeline_helpers import (
-    eventually,
     kill_session,
     out_time,
     process_state,
@@ -30,6 +29,7 @@ from tests.pipeline_helpers import (
     render_process,
     wait_channel,
 )
+from tests.support import wait_for
 
 # Windows long enough to outlast the tests before them: unsynced render 15 s, cap overrun 30 s,
 # slow finalize 15 s (production: 60 s, 60 s, 50 s).
@@ -76,12 +76,12 @@ def heartbeat(job: FaultJob) -> float:
 
 def test_no_progress_sync_leaves_the_record_untouched_while_ffmpeg_advances(faults: dict[Fault, FaultJob]) -> None:
     job = faults[Fault.NO_PROGRESS_SYNC]
-    encoder = eventually(job.in_render, timeout=40, what="the render to start")
+    encoder = wait_for(job.in_render, timeout=40, what="the render to start")
     frozen = job.record()
     log, output = Path(encoder["logPath"]), Path(encoder["outputPath"])
     first = (out_time(encoder["progressPath"]) or 0.0, log.stat().st_size)
 
-    eventually(
+    wait_for(
         lambda: (
             (out_time(encoder["progressPath"]) or 0) > first[0] + 0.5
             and log.stat().st_size > first[1]
@@ -97,14 +97,14 @@ def test_no_progress_sync_leaves_the_record_untouched_while_ffmpeg_advances(faul
 
 def test_cap_progress_freezes_the_record_at_95_while_the_render_continues(faults: dict[Fault, FaultJob]) -> None:
     job = faults[Fault.CAP_PROGRESS]
-    capped = eventually(
+    capped = wait_for(
         lambda: (r := job.record())["stage"] == "Render" and r["percent"] == 95 and r, timeout=40, what="the cap"
     )
     progress_path = capped["encoder"]["progressPath"]
     first = out_time(progress_path) or 0.0
 
-    eventually(lambda: (out_time(progress_path) or 0) >= first + 1.5, what="ffmpeg to keep encoding")
-    eventually(lambda: heartbeat(job) > parse_iso(capped["heartbeatAt"]), what="a heartbeat")
+    wait_for(lambda: (out_time(progress_path) or 0) >= first + 1.5, what="ffmpeg to keep encoding")
+    wait_for(lambda: heartbeat(job) > parse_iso(capped["heartbeatAt"]), what="a heartbeat")
 
     now = job.record()
     assert (now["stage"], now["percent"], now["lastProgressAt"]) == ("Render", 95, capped["lastProgressAt"])
@@ -116,11 +116,11 @@ def test_slow_finalize_waits_in_finalize_at_95_with_heartbeats_then_completes(
     faults: dict[Fault, FaultJob], tools: FfmpegTools
 ) -> None:
     job = faults[Fault.SLOW_FINALIZE]
-    started = eventually(
+    started = wait_for(
         lambda: (r := job.record())["stage"] == "Finalize" and r, timeout=40, what="finalization to start"
     )
 
-    eventually(lambda: heartbeat(job) >= parse_iso(started["heartbeatAt"]) + 2, what="heartbeats while finalizing")
+    wait_for(lambda: heartbeat(job) >= parse_iso(started["heartbeatAt"]) + 2, what="heartbeats while finalizing")
     waiting = job.record()
     assert (waiting["status"], waiting["stage"], waiting["lastProgressAt"]) == (
         "running",
@@ -141,13 +141,13 @@ def test_hang_encoder_stops_ffmpeg_mid_render_and_the_record_keeps_its_last_prog
     faults: dict[Fault, FaultJob],
 ) -> None:
     job = faults[Fault.HANG_ENCODER]
-    encoder = eventually(job.in_render, timeout=40, what="the render to start")
-    eventually(lambda: process_state(encoder["pid"]) == "T", what="ffmpeg to be stopped")
+    encoder = wait_for(job.in_render, timeout=40, what="the render to start")
+    wait_for(lambda: process_state(encoder["pid"]) == "T", what="ffmpeg to be stopped")
     stopped = job.record()
     position = out_time(encoder["progressPath"])
     cpu = psutil.Process(encoder["pid"]).cpu_times()
 
-    eventually(lambda: heartbeat(job) >= parse_iso(stopped["heartbeatAt"]) + 1.5, what="two heartbeats")
+    wait_for(lambda: heartbeat(job) >= parse_iso(stopped["heartbeatAt"]) + 1.5, what="two heartbeats")
 
     now = job.record()
     assert 80 < stopped["percent"] < 95
@@ -163,13 +163,13 @@ def test_hang_encoder_stops_ffmpeg_mid_render_and_the_record_keeps_its_last_prog
 
 def test_stderr_deadlock_blocks_ffmpeg_on_its_unread_stderr_pipe(faults: dict[Fault, FaultJob]) -> None:
     job = faults[Fault.STDERR_DEADLOCK]
-    encoder = eventually(job.in_render, timeout=40, what="the render to start")
-    eventually(lambda: "pipe_write" in wait_channel(encoder["pid"]), what="ffmpeg to block writing stderr")
+    encoder = wait_for(job.in_render, timeout=40, what="the render to start")
+    wait_for(lambda: "pipe_write" in wait_channel(encoder["pid"]), what="ffmpeg to block writing stderr")
     blocked = job.record()
     position = out_time(encoder["progressPath"])
     cpu = psutil.Process(encoder["pid"]).cpu_times()
 
-    eventually(lambda: heartbeat(job) >= parse_iso(blocked["heartbeatAt"]) + 1.5, what="two heartbeats")
+    wait_for(lambda: heartbeat(job) >= parse_iso(blocked["heartbeatAt"]) + 1.5, what="two heartbeats")
 
     assert encoder["logPath"] is None
     assert process_state(encoder["pid"]) == "S" and "pipe_write" in wait_channel(encoder["pid"])
@@ -190,7 +190,7 @@ def test_upstream_errors_log_repeated_provider_failures_and_tts_never_progresses
         kinds = {kind for kind in ("HTTP 429 Too Many Requests", "HTTP 503", "timed out") for e in errors if kind in e}
         return errors if len(kinds) == 3 else []
 
-    errors = eventually(provider_errors, timeout=40, what="429, 503 and timeout errors in the job log")
+    errors = wait_for(provider_errors, timeout=40, what="429, 503 and timeout errors in the job log")
 
     now = job.record()
     assert (now["status"], now["stage"], now["percent"], now["stagePercent"]) == ("running", "TTS", 25, 0)
@@ -209,7 +209,7 @@ def test_crash_worker_kills_the_render_process_and_ffmpeg_mid_render(
     assert job.process.wait(60) == -9
     final = job.record()
     encoder = final["encoder"]
-    eventually(lambda: process_state(encoder["pid"]) is None, what="ffmpeg to be gone")
+    wait_for(lambda: process_state(encoder["pid"]) is None, what="ffmpeg to be gone")
     assert (final["status"], final["stage"], final["completedAt"]) == ("running", "Render", None)
     assert 80 < final["percent"] < 95
     assert final["worker"]["pid"] == job.process.pid and not psutil.pid_exists(job.process.pid)

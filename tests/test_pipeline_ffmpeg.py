@@ -11,7 +11,8 @@ import pytest
 
 from aura_monitor.pipeline import FfmpegTools
 from aura_monitor.pipeline.ffmpeg import Encoder, ProgressReader, lavfi_source, probe
-from tests.pipeline_helpers import eventually, out_time, process_state
+from tests.pipeline_helpers import out_time, process_state
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def long_encode(tmp_path: Path, tools: FfmpegTools) -> Encoder:
     )
     encoder = Encoder(args, progress_path=tmp_path / "long.progress", log_path=tmp_path / "long.log")
     encoder.start()
-    eventually(lambda: (out_time(encoder.progress_path) or 0) > 0.3, what="ffmpeg to encode")
+    wait_for(lambda: (out_time(encoder.progress_path) or 0) > 0.3, what="ffmpeg to encode")
     return encoder
 
 

@@ -28,7 +28,8 @@ from aura_monitor.pipeline import (
 from aura_monitor.pipeline.ffmpeg import probe
 from aura_monitor.records import read_record
 from aura_monitor.reporter import ControlAction, JobReporter, PipelineMetrics, write_request
-from tests.pipeline_helpers import eventually, out_time, process_state, render_encoder
+from tests.pipeline_helpers import out_time, process_state, render_encoder
+from tests.support import wait_for
 
 SETTINGS = RunnerSettings(stop_grace_s=2.0, heartbeat_interval_s=0.5)
 
@@ -143,7 +144,7 @@ def test_cancel_mid_render_stops_ffmpeg_and_leaves_no_temporary_files(
         encoder = render_encoder(workspace.job_dir)
         return encoder if encoder and (out_time(encoder["progressPath"]) or 0) > 0.5 else None
 
-    encoder = eventually(under_way, what="the render to be under way")
+    encoder = wait_for(under_way, what="the render to be under way")
 
     write_request(workspace.job_dir, ControlAction.CANCEL, clock=SystemClock(), by="test")
 
@@ -169,7 +170,7 @@ def test_a_retry_of_a_job_failed_in_render_resumes_at_render_reusing_earlier_art
     workspace = workspace_for(jobs_dir, RenderRequest(duration_s=2.5, realtime=True))
     job = Background(workspace, tools, provider)
     background.append(job)
-    encoder = eventually(lambda: render_encoder(workspace.job_dir), what="the render to start")
+    encoder = wait_for(lambda: render_encoder(workspace.job_dir), what="the render to start")
     os.kill(encoder["pid"], signal.SIGKILL)  # the encoder dies under the job: a real Render failure
     assert job.result() is JobStatus.FAILED
     failed = read_record(str(workspace.record))

@@ -19,7 +19,8 @@ from aura_monitor.pipeline import Fault, RenderRequest, Worker, WorkerSettings, 
 from aura_monitor.records import read_record
 from aura_monitor.records.timestamps import parse_iso
 from aura_monitor.reporter import ControlAction, read_request, write_request
-from tests.pipeline_helpers import eventually, process_state, record, render_encoder
+from tests.pipeline_helpers import process_state, record, render_encoder
+from tests.support import wait_for
 
 StartWorker = Callable[..., tuple[Worker, CollectorRegistry]]
 
@@ -70,7 +71,7 @@ def test_the_worker_command_takes_jobs_by_priority_then_age_and_serves_metrics(j
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        eventually(
+        wait_for(
             lambda: all(status(jobs_dir, j) is JobStatus.COMPLETED for j in ("older-normal", "urgent", "newer-normal")),
             timeout=60,
             what="all three jobs to complete",
@@ -84,7 +85,7 @@ def test_the_worker_command_takes_jobs_by_priority_then_age_and_serves_metrics(j
             text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             return text if 'aura_pipeline_jobs_total{outcome="completed"} 3.0' in text else None
 
-        metrics = eventually(scraped, what="the completed jobs in /metrics")
+        metrics = wait_for(scraped, what="the completed jobs in /metrics")
         assert 'aura_pipeline_stage_duration_seconds_count{stage="render"} 3.0' in metrics
         assert "aura_pipeline_render_speed_ratio_count 3.0" in metrics
         assert "aura_pipeline_worker_jobs_started_total 3.0" in metrics
@@ -113,14 +114,14 @@ def test_a_retry_request_requeues_a_failed_job_and_the_worker_resumes_it_at_the_
 ) -> None:
     enqueue_job(jobs_dir, RenderRequest(duration_s=1.5, realtime=True), clock=SystemClock(), job_id="job-1")
     worker, registry = start_worker()
-    encoder = eventually(lambda: render_encoder(jobs_dir / "job-1"), what="the render to start")
+    encoder = wait_for(lambda: render_encoder(jobs_dir / "job-1"), what="the render to start")
     os.kill(encoder["pid"], signal.SIGKILL)
-    eventually(lambda: status(jobs_dir, "job-1") is JobStatus.FAILED and not worker.running_jobs, what="the failure")
+    wait_for(lambda: status(jobs_dir, "job-1") is JobStatus.FAILED and not worker.running_jobs, what="the failure")
     first = read_record(str(jobs_dir / "job-1" / "job.json"))
 
     write_request(jobs_dir / "job-1", ControlAction.RETRY, clock=SystemClock(), by="test")
 
-    eventually(lambda: status(jobs_dir, "job-1") is JobStatus.COMPLETED, timeout=40, what="the retry to complete")
+    wait_for(lambda: status(jobs_dir, "job-1") is JobStatus.COMPLETED, timeout=40, what="the retry to complete")
     retried = read_record(str(jobs_dir / "job-1" / "job.json"))
     assert (first.failure_stage, retried.attempt) == ("Render", 2)
     assert [s.started_at for s in retried.stages[:3]] == [s.started_at for s in first.stages[:3]]
@@ -142,14 +143,14 @@ def test_a_render_process_that_ignores_its_cancel_is_killed_and_the_job_cancelle
     request = RenderRequest(duration_s=4, fault=Fault.NO_PROGRESS_SYNC, fault_scale=1)
     enqueue_job(jobs_dir, request, clock=SystemClock(), job_id="job-1")
     start_worker(cancel_escalation_s=1.0)
-    encoder = eventually(lambda: render_encoder(jobs_dir / "job-1"), what="the render to start")
+    encoder = wait_for(lambda: render_encoder(jobs_dir / "job-1"), what="the render to start")
 
     write_request(jobs_dir / "job-1", ControlAction.CANCEL, clock=SystemClock())
 
-    eventually(lambda: status(jobs_dir, "job-1") is JobStatus.CANCELLED, what="the cancel")
+    wait_for(lambda: status(jobs_dir, "job-1") is JobStatus.CANCELLED, what="the cancel")
     job = record(jobs_dir / "job-1")
     assert "did not respond and was killed" in job["message"]
-    eventually(lambda: process_state(encoder["pid"]) is None, what="ffmpeg to be gone")
+    wait_for(lambda: process_state(encoder["pid"]) is None, what="ffmpeg to be gone")
     assert not Path(encoder["outputPath"]).exists()
     assert read_request(jobs_dir / "job-1", ControlAction.CANCEL) is None
 
@@ -159,7 +160,7 @@ def test_a_crashed_render_process_leaves_its_record_running_and_a_cancel_then_en
 ) -> None:
     enqueue_job(jobs_dir, RenderRequest(duration_s=2, fault=Fault.CRASH_WORKER), clock=SystemClock(), job_id="job-1")
     _, registry = start_worker()
-    eventually(lambda: registry.get_sample_value("aura_pipeline_jobs_total", {"outcome": "crashed"}), what="the crash")
+    wait_for(lambda: registry.get_sample_value("aura_pipeline_jobs_total", {"outcome": "crashed"}), what="the crash")
     crashed = record(jobs_dir / "job-1")
     partial = Path(crashed["encoder"]["outputPath"])
     assert (crashed["status"], crashed["stage"]) == ("running", "Render")
@@ -168,7 +169,7 @@ def test_a_crashed_render_process_leaves_its_record_running_and_a_cancel_then_en
 
     write_request(jobs_dir / "job-1", ControlAction.CANCEL, clock=SystemClock())
 
-    eventually(lambda: status(jobs_dir, "job-1") is JobStatus.CANCELLED, what="the cancel")
+    wait_for(lambda: status(jobs_dir, "job-1") is JobStatus.CANCELLED, what="the cancel")
     assert not partial.exists()
     assert "the process running it was already gone" in record(jobs_dir / "job-1")["message"]
 
@@ -179,7 +180,7 @@ def test_a_render_process_that_exits_without_starting_its_job_fails_it_instead_o
     enqueue_job(jobs_dir, RenderRequest(), clock=SystemClock(), job_id="job-1")
     _, registry = start_worker(python="/bin/false")
 
-    eventually(lambda: status(jobs_dir, "job-1") is JobStatus.FAILED, what="the job to fail")
+    wait_for(lambda: status(jobs_dir, "job-1") is JobStatus.FAILED, what="the job to fail")
 
     job = read_record(str(jobs_dir / "job-1" / "job.json"))
     assert job.error_code == "E500-WORKER"
