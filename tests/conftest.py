@@ -9,6 +9,8 @@ from aura_monitor.aura_writer import AuraJob
 from aura_monitor.clock import FakeClock
 from tests.media import LiveEncoder, render, start_encoder, truncate
 
+pytest_plugins = ["tests.board_fixtures", "tests.reporter_fixtures"]
+
 
 @pytest.fixture
 def jobs_dir(tmp_path: Path) -> Path:

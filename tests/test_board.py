@@ -1,106 +1,26 @@
-"""The web board in Debian's Chromium against a real server, real job files and the reference worker."""
+"""The live board in Debian's Chromium: the page, the live table, reconnecting, scale, themes."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.board_fixtures import OpenBoard, Serve, cell, row
 from tests.board_helpers import (
-    ARTIFACTS,
     CONTRAST_FAILURES,
     LONG_TASKS,
-    ROOT,
-    BoardServer,
-    PageProblems,
-    enqueue,
     finished_job,
-    iso_ago,
-    launch_chromium,
     queued_job,
-    require_ffmpeg,
     running_job,
-    screenshot,
     stuck_on_provider,
-    worker_process,
 )
 from tests.support import wait_for
-
-OpenBoard = Callable[..., Page]
-Serve = Callable[..., BoardServer]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def serve(jobs_dir: Path) -> Iterator[Serve]:
-    servers: list[BoardServer] = []
-
-    def start(**settings: Any) -> BoardServer:
-        server = BoardServer(jobs_dir, **settings).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def problems() -> PageProblems:
-    return PageProblems()
-
-
-@pytest.fixture
-def open_board(browser: Browser, problems: PageProblems, request: pytest.FixtureRequest) -> Iterator[OpenBoard]:
-    """Open the board in a fresh context; at the end: a screenshot per page, and no JavaScript error."""
-    pages: list[Page] = []
-
-    def open_page(url: str, *, color_scheme: str = "light", width: int = 1440, height: int = 900) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)  # type: ignore[arg-type]
-        page = context.new_page()
-        problems.watch(page)
-        pages.append(page)
-        page.goto(url)
-        expect(page.locator('[data-part="conn"]')).to_have_attribute("data-state", "live", timeout=10_000)
-        return page
-
-    yield open_page
-    for index, page in enumerate(pages):
-        screenshot(page, f"{request.node.name}-{index}")
-        page.context.close()
-    assert problems.errors == [], "JavaScript errors on the board:\n" + "\n".join(problems.errors)
-
-
-def row(page: Page, job_id: str) -> Any:
-    return page.locator(f'tr.job[data-id="{job_id}"]')
-
-
-def cell(page: Page, job_id: str, part: str) -> Any:
-    return row(page, job_id).locator(f'[data-part="{part}"]')
-
-
-def explain(server: BoardServer, job_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{server.url}api/jobs/{job_id}/explain", timeout=10).json()
-    return body
-
 
 # -- the page itself --------------------------------------------------------------------------------------
 
@@ -203,139 +123,6 @@ def test_a_stalled_job_gets_a_badge_with_its_verdict_and_how_long_it_is_stuck_ag
     # Progress again: the badge goes away.
     running_job(jobs_dir, "tts-stuck", stage="TTS", percent=41.0, age=400)
     expect(badge).to_be_hidden(timeout=2000)
-
-
-# -- the job panel ----------------------------------------------------------------------------------------
-
-
-def test_the_job_panel_explains_the_stall_with_findings_timeline_and_log_and_the_keyboard_drives_it(
-    jobs_dir: Path, serve: Serve, open_board: OpenBoard
-) -> None:
-    stuck_on_provider(jobs_dir, "tts-stuck", stuck_for=130)
-    queued_job(jobs_dir, "next-up", age=5)
-    server = serve()
-    page = open_board(server.url)
-    expect(cell(page, "tts-stuck", "badge")).to_have_text(re.compile(r"^upstream_errors · 2m 1\ds / 45s$"))
-
-    # Keyboard only: "/" to search, Tab into the table, arrows, Enter opens, Escape closes.
-    page.keyboard.press("/")
-    expect(page.locator('[data-part="search"]')).to_be_focused()
-    page.locator("tr.job").first.focus()
-    expect(row(page, "tts-stuck")).to_be_focused()
-    page.keyboard.press("ArrowDown")
-    expect(row(page, "next-up")).to_be_focused()
-    page.keyboard.press("ArrowUp")
-    expect(row(page, "tts-stuck")).to_be_focused()
-    page.keyboard.press("Enter")
-
-    panel = page.locator('[data-part="panel"]')
-    expect(panel).to_be_visible()
-    expect(page.locator("#panel-title")).to_be_focused()
-    report = explain(server, "tts-stuck")
-    assert report["verdict"] == "upstream_errors"
-    expect(panel.locator('[data-testid="summary"]')).to_have_text(report["summary"], timeout=5000)
-    expect(panel.locator(".verdict-code")).to_have_text("upstream_errors")
-    expect(panel.locator(".finding")).to_have_count(len(report["findings"]))
-    expect(panel.locator(".finding").first.locator(".remedy li").first).to_have_text(
-        report["findings"][0]["remediation"][0]
-    )
-    expect(panel.locator(".finding").first.locator(".evidence li")).to_have_count(
-        len(report["findings"][0]["evidence"])
-    )
-    expect(panel.locator(".log")).to_contain_text("429 Too Many Requests")
-    expect(panel.locator(".timeline")).to_contain_text("stalled")
-    expect(panel.locator(".facts")).to_contain_text("Stuck for")
-    expect(page).to_have_url(re.compile(r"#job=tts-stuck$"))
-
-    page.keyboard.press("Escape")
-    expect(panel).to_be_hidden()
-    expect(row(page, "tts-stuck")).to_be_focused()
-
-    # A link with the job in its hash opens the panel directly.
-    page.goto(f"{server.url}#job=next-up")
-    expect(page.locator("#panel-title")).to_have_text("next-up")
-    expect(panel.locator('[data-testid="summary"]')).not_to_be_empty()
-
-
-def test_cancel_asks_for_confirmation_and_the_reference_worker_ends_the_job_cancelled(
-    jobs_dir: Path, serve: Serve, open_board: OpenBoard, tmp_path: Path
-) -> None:
-    require_ffmpeg()
-    server = serve()
-    page = open_board(server.url)
-    with worker_process(jobs_dir, tmp_path / "worker.log") as worker:
-        job_id = enqueue(jobs_dir, "long-render", "--realtime", "--duration", "60")
-        expect(cell(page, job_id, "status")).to_have_text("Running", timeout=30_000)
-        row(page, job_id).click()
-        cancel = page.locator('[data-part="cancel"]')
-        expect(cancel).to_be_enabled()
-        dialog = page.locator('[data-part="confirm"]')
-
-        # First time: the user backs out, nothing is sent.
-        cancel.click()
-        expect(dialog).to_be_visible()
-        expect(dialog).to_contain_text(f"Cancel job {job_id}?")
-        expect(page.locator('[data-part="confirm-no"]')).to_be_focused()
-        page.keyboard.press("Escape")
-        expect(dialog).to_be_hidden()
-        expect(cancel).to_be_focused()
-        assert not (jobs_dir / job_id / "requests" / "cancel.json").exists()
-        expect(cell(page, job_id, "status")).to_have_text("Running")
-
-        # Second time: confirmed; the server accepts, the worker honours it.
-        cancel.click()
-        page.locator('[data-part="confirm-yes"]').click()
-        answer = page.locator('[data-part="answer"]')
-        expect(answer).to_contain_text("202 Accepted")
-        expect(answer).to_have_attribute("data-kind", "ok")
-        expect(cell(page, job_id, "status")).to_have_text("Cancelled", timeout=30_000)
-        expect(cancel).to_be_disabled()
-        assert json.loads((jobs_dir / job_id / "job.json").read_text())["status"] == "cancelled"
-        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-
-
-def test_the_panel_shows_the_servers_answers_backoff_conflict_and_token(
-    jobs_dir: Path, serve: Serve, open_board: OpenBoard, problems: PageProblems
-) -> None:
-    problems.expect_http(400, 401, 409)
-    finished_job(jobs_dir, "was-cancelled", "cancelled", age=300, took=10, message="Cancelled by user")
-    running_job(jobs_dir, "about-to-finish", stage="Finalize", percent=97.0, age=300)
-    server = serve(token="s3cret-token", retry_backoff=120)
-    page = open_board(server.url)
-    answer = page.locator('[data-part="answer"]')
-
-    def confirm(action: str) -> None:
-        page.locator(f'[data-part="{action}"]').click()
-        page.locator('[data-part="confirm-yes"]').click()
-
-    # 401: the token is asked for, kept in sessionStorage, and the request is sent again.
-    row(page, "was-cancelled").click()
-    confirm("retry")
-    expect(answer).to_contain_text("401")
-    token_input = page.locator('[data-part="token"]')
-    expect(token_input).to_be_focused()
-    token_input.fill("s3cret-token")
-    token_input.press("Enter")
-    expect(answer).to_contain_text("202 Accepted")
-    assert page.evaluate("sessionStorage.getItem('aura-monitor.token')") == "s3cret-token"
-    expect(page.locator('[data-part="token-state"]')).to_contain_text("A token is set")
-
-    # 400: a second retry inside the backoff shows Retry-After and the retries left.
-    finished_job(jobs_dir, "was-cancelled", "cancelled", age=300, took=10, attempt=2, revision=3)
-    expect(page.locator('[data-part="retry"]')).to_be_enabled()
-    confirm("retry")
-    expect(answer).to_contain_text("400 · Retry not allowed now")
-    expect(answer).to_contain_text(re.compile(r"Retry-After: \d+"))
-    expect(answer).to_contain_text("retries remaining")
-
-    # 409: the job ended while the confirmation was open.
-    row(page, "about-to-finish").click()
-    page.locator('[data-part="cancel"]').click()
-    finished_job(jobs_dir, "about-to-finish", "completed", age=300, took=290, outputPath="/srv/out.mp4")
-    expect(cell(page, "about-to-finish", "status")).to_have_text("Completed")
-    page.locator('[data-part="confirm-yes"]').click()
-    expect(answer).to_have_text(re.compile(r"^409 · Conflict: job about-to-finish already ended completed$"))
-    expect(answer).to_have_attribute("data-kind", "problem")
 
 
 # -- connection -------------------------------------------------------------------------------------------
@@ -442,102 +229,3 @@ def test_the_theme_toggle_overrides_the_system_preference_and_is_remembered(
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     assert page.evaluate(body_bg) != light
-
-
-# -- the picture in the README ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def farm_dir() -> Iterator[Path]:
-    """A short, realistic-looking jobs dir for the picture: /tmp/render-farm-xxxx/Aura/jobs."""
-    root = Path(tempfile.mkdtemp(prefix="render-farm-"))
-    (root / "Aura" / "jobs").mkdir(parents=True)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def test_a_realistic_board_for_the_docs_screenshot(open_board: OpenBoard, farm_dir: Path) -> None:
-    """Writes test-artifacts/board/board-{light,dark}.png; with UPDATE_DOCS_SCREENSHOT=1 also docs/board.png."""
-    jobs_dir = farm_dir / "Aura" / "jobs"
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    history = [{"at": iso_ago(30 - i * 3), "percent": 66.0 + i * 0.6, "stage": "Render"} for i in range(10)]
-    running_job(
-        jobs_dir,
-        "wk47-product-tour-1080p",
-        stage="Render",
-        percent=71.5,
-        age=392,
-        stagePercent=55.0,
-        message="Encoding 1080p: 412 of 750 frames",
-        history=history,
-    )
-    stuck_on_provider(jobs_dir, "narration-es-mx-0193", stuck_for=130)
-    running_job(
-        jobs_dir,
-        "holiday-promo-de-v2",
-        stage="Render",
-        percent=87.0,
-        age=700,
-        message="Encoding 1080p: 640 of 750 frames",
-        lastProgressAt=iso_ago(95),
-        worker={"pid": dead.pid, "host": "render-02"},
-        encoder={"pid": dead.pid},
-        outputPath=str(farm_dir / "output" / "holiday-promo-de-v2.mp4"),
-    )
-    running_job(
-        jobs_dir,
-        "onboarding-ep3",
-        stage="Images",
-        percent=62.0,
-        age=580,
-        message="Drawing scene 7 of 12",
-        history=[{"at": iso_ago(40 - i * 4), "percent": 58.0 + i * 0.4, "stage": "Images"} for i in range(10)],
-    )
-    running_job(
-        jobs_dir,
-        "q4-recap-square",
-        stage="Finalize",
-        percent=96.0,
-        age=1190,
-        message="Moving the index to the front (faststart)",
-        lastProgressAt=iso_ago(40),
-    )
-    running_job(jobs_dir, "webinar-cutdown-0412", stage="Script", percent=12.0, age=50, message="Writing the script")
-    queued_job(jobs_dir, "support-faq-clip-20", age=8)
-    queued_job(jobs_dir, "support-faq-clip-19", age=21)
-    finished_job(
-        jobs_dir,
-        "brand-teaser-vertical",
-        "completed",
-        age=1700,
-        took=291,
-        outputPath="/srv/renders/brand-teaser-vertical.mp4",
-    )
-    finished_job(
-        jobs_dir,
-        "pricing-update-fr",
-        "failed",
-        age=2500,
-        took=190,
-        error={"code": "E_FFMPEG", "message": "ffmpeg exited with 1: Invalid data found when processing input"},
-    )
-    finished_job(jobs_dir, "release-notes-v2-3", "cancelled", age=2000, took=95, message="Cancelled by user")
-    finished_job(jobs_dir, "customer-story-acme", "completed", age=3900, took=388, outputPath="/srv/renders/acme.mp4")
-    server = BoardServer(jobs_dir).start()
-    try:
-        for scheme in ("light", "dark"):
-            page = open_board(server.url, color_scheme=scheme)
-            expect(cell(page, "narration-es-mx-0193", "badge")).to_have_text(re.compile(r"^upstream_errors · 2m"))
-            expect(cell(page, "holiday-promo-de-v2", "badge")).to_have_text(re.compile(r"^process_dead · "))
-            row(page, "narration-es-mx-0193").click()
-            expect(page.locator('[data-testid="summary"]')).to_contain_text("provider")
-            page.locator("#panel-title").blur()
-            page.mouse.move(0, 0)
-            path = ARTIFACTS / f"board-{scheme}.png"
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(path))
-            if scheme == "light" and os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
-                shutil.copyfile(path, ROOT / "docs" / "board.png")
-    finally:
-        server.stop()
