@@ -12,6 +12,8 @@ import termios
 import time
 from pathlib import Path
 
+import psutil
+
 from aura_monitor.aura_writer import net_time
 from tests.diagnosis_scenarios import aura, aura_log, explain, native_running, verdict
 from tests.media import LiveEncoder, start_encoder, truncate
@@ -138,13 +140,20 @@ def test_process_hung_when_ffmpeg_blocks_on_an_unread_stderr_pipe(root: Path) ->
         stderr=subprocess.PIPE,
     )
     try:
+        ffmpeg = psutil.Process(proc.pid)
+        seen: list[tuple[int, float, int]] = []
 
         def blocked_on_write() -> bool:
+            # A full pipe (64 KiB) is not enough: ffmpeg's encoder threads finish the frames in flight after
+            # the main thread blocks. Blocked means the pipe, the CPU time and the output all stood still
+            # across two consecutive polls, as they would for the 60 s the record claims.
             pending = array.array("i", [0])
             fcntl.ioctl(proc.stderr.fileno(), termios.FIONREAD, pending)  # type: ignore[union-attr]
-            return pending[0] >= 60_000  # a full pipe (64 KiB): ffmpeg's next write blocks
+            cpu = ffmpeg.cpu_times()
+            seen.append((pending[0], cpu.user + cpu.system, out.stat().st_size if out.exists() else -1))
+            return pending[0] >= 60_000 and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
 
-        wait_for(blocked_on_write, timeout=20, what="ffmpeg blocked writing stderr")
+        wait_for(blocked_on_write, timeout=30, what="ffmpeg blocked writing stderr", interval=0.25)
         native_running(
             root, "native-deadlock", 60, stage="Render", percent=85.0, outputPath=str(out), encoder={"pid": proc.pid}
         )
