@@ -38,8 +38,8 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-# An update crosses five threads (watchdog's reader, emitter and dispatcher, our ingest thread, the event
-# loop); with the default 5 ms GIL switch interval each hand-off can wait that long under load.
+# An update crosses three threads (watchdog's inotify reader, our ingest thread, the event loop); with the
+# default 5 ms GIL switch interval each hand-off can wait that long under load.
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 

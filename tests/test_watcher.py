@@ -12,6 +12,7 @@ import pytest
 
 from aura_monitor.aura_writer import RUNNING, AuraJob
 from aura_monitor.config import load_settings
+from aura_monitor.record_inotify import RecordWatchGroup, UnpairedMoves
 from aura_monitor.sidecar import Sidecar
 from aura_monitor.transitions import Transition, TransitionKind
 from tests.support import wait_for, write_native
@@ -63,6 +64,28 @@ def test_an_atomic_writer_is_seen_through_moved_events(sidecar: Sidecar, jobs_di
         write_native(jobs_dir, "atomic", revision=i, percent=i / 10)
     wait_for(lambda: percent_of(sidecar, "atomic") == 100.0, what="last atomic write")
     assert sidecar.watcher.stats.events > 0
+
+
+def test_moves_are_never_paired_so_no_event_pays_for_a_queue_scan(sidecar: Sidecar) -> None:
+    # Guards the watchdog internals the watcher relies on (pinned < 8): if a release renames them, the
+    # pairing scans come back silently and only the ingest and SSE benches would notice.
+    observer = sidecar.watcher._observer
+    assert observer is not None
+    (emitter,) = observer.emitters
+    group = emitter._inotify  # type: ignore[attr-defined]
+    assert isinstance(group, RecordWatchGroup)
+    assert isinstance(group._move_event_grouper, UnpairedMoves)
+
+
+def test_files_beside_the_record_never_reach_the_handler(sidecar: Sidecar, jobs_dir: Path) -> None:
+    write_native(jobs_dir, "beside", revision=1, percent=1.0)
+    wait_for(lambda: percent_of(sidecar, "beside") == 1.0, what="first record")
+    before = sidecar.watcher.stats.events
+    for i in range(200):
+        (jobs_dir / "beside" / f"frame-{i}.png").write_bytes(b"x")
+    write_native(jobs_dir, "beside", revision=2, percent=2.0)  # its temp file is dropped as well
+    wait_for(lambda: percent_of(sidecar, "beside") == 2.0, what="second record")
+    assert sidecar.watcher.stats.events - before == 1  # the record moved into place, nothing else
 
 
 @pytest.mark.reliability
