@@ -184,12 +184,20 @@ class EventStreamResponse(Response):
         beat = loop.time() + self.heartbeat
         while True:
             events = subscriber.take()
+            # Everything queued since the last wake-up goes out as one write: a busy all-jobs stream takes
+            # dozens of events at a time, and each send costs a trip through the ASGI stack and a syscall.
+            chunks: list[bytes] = []
+            ended = False
             for chunk, event_id, ended in self._deliver(opening, events, render):
                 last = event_id
                 if chunk is not None:
-                    yield chunk
+                    chunks.append(chunk)
                 if ended:
-                    return
+                    break
+            if chunks:
+                yield b"".join(chunks)
+            if ended:
+                return
             if subscriber.ending is not None:
                 return
             now = loop.time()
