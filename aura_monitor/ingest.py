@@ -14,7 +14,7 @@ from pathlib import Path
 from .clock import Clock
 from .exceptions import InvalidJobId, RecordError
 from .model import validate_job_id
-from .records import read_record
+from .records import parse_record, read_file
 from .tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,20 @@ class IngestStats:
     last_lag_s: float = 0.0
 
 
+def _signature(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def job_id_for(root: Path, path: str) -> str | None:
     """The job id of `<root>/<id>/job.json`, or None for any other path."""
-    p = Path(path)
-    if p.name != RECORD_NAME or p.parent.parent != root:
+    head, name = os.path.split(path)
+    if name != RECORD_NAME:
+        return None
+    parent, job_id = os.path.split(head)
+    if parent != str(root) and Path(parent) != root:  # string first: Path() costs more than the read
         return None
     try:
-        return validate_job_id(p.parent.name)
+        return validate_job_id(job_id)
     except InvalidJobId:
         return None
 
@@ -87,7 +94,7 @@ class Ingestor:
     def unchanged(self, path: str, st: os.stat_result) -> bool:
         """Whether `st` is what the last good read of `path` saw (read racily from another thread: a stale
         answer only costs one extra read)."""
-        return self._signatures.get(path) == (st.st_mtime_ns, st.st_size, st.st_ino)
+        return self._signatures.get(path) == _signature(st)
 
     def forget(self, path: str) -> None:
         self._signatures.pop(path, None)
@@ -138,24 +145,25 @@ class Ingestor:
         job_id = job_id_for(self.root, path)
         if job_id is None:
             return
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            self._signatures.pop(path, None)
-            self._attempts.pop(path, None)
-            if self.tracker.get(job_id) is not None:
-                self.stats.removed += 1
-                self.tracker.remove(job_id, self.clock.now())
-            return
-        except OSError as exc:
-            self._failed(job_id, path, f"cannot stat {path}: {exc.strerror}")
-            return
-        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if not forced and self._signatures.get(path) == signature:
-            return
+        if not forced:  # a rescan: one stat decides whether the file needs reading at all
+            try:
+                if self._signatures.get(path) == _signature(os.stat(path)):
+                    return
+            except FileNotFoundError:
+                self._gone(job_id, path)
+                return
+            except OSError:
+                pass  # reading it says what is wrong
         self.stats.reads += 1
         try:
-            record = read_record(path)
+            data, st = read_file(path)
+            record = parse_record(data)
+        except FileNotFoundError:
+            self._gone(job_id, path)
+            return
+        except OSError as exc:
+            self._failed(job_id, path, f"cannot read {path}: {exc.strerror or exc}")
+            return
         except RecordError as exc:
             self._failed(job_id, path, str(exc))
             return
@@ -163,13 +171,20 @@ class Ingestor:
             note = f"record id {record.id!r} differs from its directory name {job_id!r}"
             record = replace(record, id=job_id, inconsistencies=(*record.inconsistencies, note))
         self._attempts.pop(path, None)
-        self._signatures[path] = signature
+        self._signatures[path] = _signature(st)
         now = self.clock.now()
         self.tracker.apply(path, record, now, st.st_mtime)
         lag = max(0.0, time.time() - st.st_mtime)
         self.stats.last_lag_s = lag
         if self._lag_observer:
             self._lag_observer(lag)
+
+    def _gone(self, job_id: str, path: str) -> None:
+        self._signatures.pop(path, None)
+        self._attempts.pop(path, None)
+        if self.tracker.get(job_id) is not None:
+            self.stats.removed += 1
+            self.tracker.remove(job_id, self.clock.now())
 
     def _failed(self, job_id: str, path: str, error: str) -> None:
         self.stats.parse_failures += 1

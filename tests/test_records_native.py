@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aura_monitor.exceptions import RecordError, RecordUnreadable
 from aura_monitor.model import JobStatus, RecordFormat
-from aura_monitor.records import SCHEMA, parse_record
+from aura_monitor.records import MAX_RECORD_BYTES, SCHEMA, parse_record, read_file, read_record
 
 
 def native(**fields: Any) -> dict[str, Any]:
@@ -117,3 +120,37 @@ def test_an_empty_file_is_reported_as_unreadable_not_as_a_state() -> None:
 def test_it_refuses_json_that_is_neither_format() -> None:
     with pytest.raises(RecordError, match="neither"):
         parse_record(b'{"hello": "world"}')
+
+
+def test_a_record_file_is_read_whole_with_the_fstat_of_the_file_read(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    body = json.dumps(native(message="x" * 200_000)).encode()
+    path.write_bytes(body)
+    data, st = read_file(str(path))
+    assert data == body and st.st_size == len(body) and st.st_ino == path.stat().st_ino
+    assert read_record(str(path)).message == "x" * 200_000
+
+
+def test_a_file_that_grew_after_its_fstat_is_read_to_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An in-place writer appending between fstat and read, made deterministic by an fstat that lags.
+    path = tmp_path / "job.json"
+    body = json.dumps(native(message="y" * 3_000_000)).encode()
+    path.write_bytes(body)
+    real_fstat = os.fstat
+
+    def lagging_fstat(fd: int) -> os.stat_result:
+        st = list(real_fstat(fd))
+        st[stat.ST_SIZE] = 10
+        return os.stat_result(st)
+
+    monkeypatch.setattr(os, "fstat", lagging_fstat)
+    data, _ = read_file(str(path))
+    assert data == body
+
+
+def test_a_record_over_the_size_limit_is_refused_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    with open(path, "wb") as fh:
+        fh.truncate(MAX_RECORD_BYTES + 1)  # sparse: no disk used, nothing worth reading
+    with pytest.raises(RecordUnreadable, match="above the"):
+        read_record(str(path))

@@ -13,7 +13,7 @@ from typing import Any
 from ..clock import Clock
 from ..exceptions import InvalidJobId, RecordError, ReporterError
 from ..model import JobStatus, validate_job_id
-from ..records import MAX_RECORD_BYTES
+from ..records import read_file
 from ..records.timestamps import format_iso
 from .atomic import describe_os_error, write_atomically
 from .progress import COMPLETE_STAGE, PIPELINE_STAGES, QUEUED_STAGE
@@ -100,12 +100,13 @@ class JobReporter:
         job_dir = jobs_dir.absolute() / job_id
         path = job_dir / RECORD_NAME
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_RECORD_BYTES + 1)
+            data, _ = read_file(str(path))
         except FileNotFoundError:
             raise ReporterError(f"no record for job {job_id}: {path} does not exist") from None
         except OSError as exc:
             raise ReporterError(f"cannot read {path}: {describe_os_error(exc)}") from exc
+        except RecordError as exc:  # over the size limit
+            raise ReporterError(f"cannot take over {path}: {exc}") from None
         try:
             decoded = json.loads(data)
         except ValueError as exc:
