@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,9 @@ class _Subject:
 def _ingest_once(name: str, jobs_dir: Path, seconds: float) -> Figures:
     with _Subject(name, jobs_dir, 45.0) as subject:
         cpu0, t0 = time.process_time(), time.perf_counter()
-        writers = [run_load(jobs_dir, jobs=500, rate=2500, seconds=seconds, prefix=f"w{k}") for k in range(2)]
+        reads0 = subject.sidecar.ingestor.stats.reads if subject.sidecar is not None else 0
+        # 6,000 writes/s offered: above the 5,000/s target, so the figure can show whether it is met.
+        writers = [run_load(jobs_dir, jobs=500, rate=3000, seconds=seconds, prefix=f"w{k}") for k in range(2)]
         results = [json.loads(w.communicate()[0]) for w in writers]
         final = {j: r for res in results for j, r in res["final_revisions"].items()}
         writes = sum(r["writes"] for r in results)
@@ -89,16 +93,33 @@ def _ingest_once(name: str, jobs_dir: Path, seconds: float) -> Figures:
         }
         if subject.sidecar is not None:
             figures["ingest_inotify_overflows"] = subject.sidecar.watcher.stats.overflows
+            # Writes to a job that land before its previous one was read coalesce into one read.
+            figures["ingest_reads_per_s"] = round((subject.sidecar.ingestor.stats.reads - reads0) / elapsed)
         return figures
+
+
+# Where the ingest scenario's jobs live: tmpfs, so that the writers can offer the full rate. On this
+# project's VM the disk (ext4 mounted with `discard`) takes ~130 us per atomic rename and two writers top
+# out near 2,000 writes/s, which would measure the disk, not the sidecar; the disk figure is kept beside.
+MEMORY_FS = Path("/dev/shm")
 
 
 def ingest(work: Path) -> tuple[Figures, Figures]:
     """Sustained atomic record updates from two writer processes; every job's final state must be right."""
     seconds = 5.0 if QUICK else 10.0
     out = {}
-    for name in ("sidecar", "baseline"):
-        (work / f"ingest-{name}").mkdir()
-        out[name] = _ingest_once(name, work / f"ingest-{name}", seconds)
+    memory = Path(tempfile.mkdtemp(prefix="aura-bench-ingest-", dir=MEMORY_FS)) if MEMORY_FS.is_dir() else work
+    try:
+        for name in ("sidecar", "baseline"):
+            (memory / f"ingest-{name}").mkdir()
+            out[name] = _ingest_once(name, memory / f"ingest-{name}", seconds)
+    finally:
+        if memory is not work:
+            shutil.rmtree(memory, ignore_errors=True)
+    (work / "ingest-disk").mkdir()
+    disk = _ingest_once("sidecar", work / "ingest-disk", seconds)
+    out["sidecar"]["ingest_per_s_disk"] = disk["ingest_per_s"]
+    out["sidecar"]["ingest_offered_per_s_disk"] = disk["ingest_offered_per_s"]
     return out["sidecar"], out["baseline"]
 
 
