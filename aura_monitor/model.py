@@ -135,6 +135,7 @@ class JobRecord:
     encoder_pid: int | None = None
     progress_file: str | None = None
     encoder_log: str | None = None
+    encoder_output: str | None = None  # the file the encoder writes (the record's outputPath may be the final one)
     job_log: str | None = None
     traceparent: str | None = None
     inconsistencies: tuple[str, ...] = ()

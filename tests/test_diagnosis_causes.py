@@ -154,6 +154,8 @@ def test_process_hung_when_ffmpeg_blocks_on_an_unread_stderr_pipe(root: Path) ->
             return pending[0] >= 60_000 and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
 
         wait_for(blocked_on_write, timeout=30, what="ffmpeg blocked writing stderr", interval=0.25)
+        stuck_since = time.time() - 60  # the record below says 60 s without progress: the output agrees
+        os.utime(out, (stuck_since, stuck_since))
         native_running(
             root, "native-deadlock", 60, stage="Render", percent=85.0, outputPath=str(out), encoder={"pid": proc.pid}
         )
@@ -177,6 +179,22 @@ def test_progress_not_reported_for_a_native_record_with_a_live_encoder(root: Pat
     )
     body = explain(root, "native-silent")
     assert verdict(body) == "progress_not_reported", body["findings"]
+
+
+def test_the_file_named_in_the_encoder_block_is_the_output_watched(root: Path, live: LiveEncoder) -> None:
+    # No outputPath yet (the reporter sets it at Finalize), no progress file or log: only the encoder's
+    # own outputPath shows the render is advancing.
+    native_running(
+        root,
+        "native-encoder-output",
+        60,
+        stage="Render",
+        percent=84.0,
+        encoder={"pid": live.pid, "outputPath": str(live.output)},
+    )
+    body = explain(root, "native-encoder-output")
+    assert verdict(body) == "progress_not_reported", body["findings"]
+    assert any(str(live.output) in e["fact"] for e in body["findings"][0]["evidence"]), body["findings"][0]
 
 
 def test_a_healthy_rendering_job_is_never_flagged(root: Path, live: LiveEncoder) -> None:

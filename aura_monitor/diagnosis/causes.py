@@ -91,7 +91,9 @@ def rule_process_hung(ctx: RuleContext) -> Finding | None:
     out = ctx.evidence.output
     enc = ctx.evidence.encoder
     idle = [p for p in alive if p.cpu_delta_s is not None and p.cpu_delta_s < 0.005]
-    output_still = out is None or not out.grew_bytes
+    # A real-time encoder of a small video can use under 5 ms of CPU in the window and write its output in
+    # bursts, so an output written to in the last few seconds also counts as work.
+    output_still = out is None or (not out.grew_bytes and (out.mtime is None or ctx.now - out.mtime > ENCODER_FRESH_S))
     encoder_still = enc is None or enc.mtime is None or ctx.now - enc.mtime > ENCODER_FRESH_S
     if stopped:
         confidence, why = (

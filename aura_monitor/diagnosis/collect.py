@@ -96,7 +96,8 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
             evidence.missing("job.json", f"cannot stat {subject.record_path}")
     record = subject.record
     evidence.encoder = _encoder(subject, options, evidence)
-    output_path = (record.output_path if record else None) or (
+    # The record's output, else the file its encoder writes: named in the record, or announced in its log.
+    output_path = (record.output_path or record.encoder_output if record else None) or (
         evidence.encoder.output_announced if evidence.encoder else None
     )
     pids: list[tuple[str, int]] = []

@@ -98,6 +98,7 @@ def parse_native(data: dict[str, object]) -> JobRecord:
         encoder_pid=encoder.integer("pid") if encoder else None,
         progress_file=encoder.text("progressPath") if encoder else None,
         encoder_log=encoder.text("logPath") if encoder else None,
+        encoder_output=encoder.text("outputPath") if encoder else None,
         job_log=f.text("logPath"),
         traceparent=f.text("traceparent"),
         inconsistencies=tuple(notes),
