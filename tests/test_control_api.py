@@ -135,6 +135,34 @@ def test_twenty_concurrent_retries_of_one_job_accept_exactly_one(jobs_dir: Path)
         assert len(explained["retryHistory"]) == 1
 
 
+@pytest.mark.reliability
+def test_two_sidecars_on_one_jobs_dir_accept_exactly_one_of_their_concurrent_retries(jobs_dir: Path) -> None:
+    # Two sidecars share nothing but the files (their in-process locks are their own): the retry history's
+    # file lock is what keeps them from both accepting.
+    write_native(jobs_dir, "job", status="failed", error={"code": "E1", "message": "boom"})
+    with live_server(jobs_dir) as first, live_server(jobs_dir) as second:
+        known(first, "job")
+        known(second, "job")
+        start = threading.Barrier(20)
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def retry(server: LiveServer) -> None:
+            start.wait()
+            answer = httpx.post(f"{server.url}/api/jobs/job/retry", timeout=10)
+            with lock:
+                statuses.append(answer.status_code)
+
+        threads = [threading.Thread(target=retry, args=(server,)) for server in [first, second] * 10]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+        assert sorted(statuses) == [202] + [400] * 19
+        assert (retries(first, "accepted") or 0) + (retries(second, "accepted") or 0) == 1
+        assert len(json.loads((jobs_dir / "job" / "monitor" / "retries.json").read_text())["retries"]) == 1
+
+
 class FakeAura:
     """Answers POST /api/jobs/{id}/retry|cancel as Aura's API documents it (202, 400 problem, 404 problem)."""
 

@@ -107,7 +107,8 @@ class ControlService:
         with self._lock(job_id):
             record = self._record(job_id)
             try:
-                accepted = self._retry(job_id, record)
+                with self.store.locked(job_id):
+                    accepted = self._retry(job_id, record)
             except (ControlError, JobNotFound):
                 self.retries.labels("refused").inc()
                 raise

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..records.timestamps import format_iso, parse_iso
 from ..reporter.atomic import write_atomically
+from .channel import ControlUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,25 @@ class RetryStore:
         if self.state_dir is not None:
             return self.state_dir / job_id / "retries.json"
         return self.jobs_dir / job_id / "monitor" / "retries.json"
+
+    @contextmanager
+    def locked(self, job_id: str) -> Iterator[None]:
+        """Hold the job's retry lock across processes (two sidecars on one jobs dir accept one retry).
+
+        An flock on `retries.lock` beside the history: released by the kernel if the holder dies.
+        """
+        folder = self.path_of(job_id).parent
+        try:
+            # Under the jobs dir, never recreate a job dir that is gone.
+            folder.mkdir(parents=self.state_dir is not None, exist_ok=True)
+            fd = os.open(folder / "retries.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ControlUnavailable(f"cannot lock the retry history of job {job_id} in {folder}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def load(self, job_id: str) -> list[RetryEntry]:
         """The job's accepted retries, oldest first; none when the file is absent."""
