@@ -104,7 +104,8 @@ class RecordEmitter(InotifyEmitter):
 
 class RecordObserver(InotifyObserver):
     """An inotify observer whose record events reach `sink` from watchdog's reader thread; the handler
-    scheduled on it receives the directory events only."""
+    scheduled on it receives directory events, and the created events watchdog simulates for the files of
+    a directory that appeared with them already inside."""
 
     def __init__(self, record_name: str, sink: RecordSink) -> None:
         super().__init__()
