@@ -123,9 +123,12 @@ def test_a_client_resuming_with_last_event_id_receives_exactly_the_events_it_mis
         last = first.last_id
         first.close()
 
-        write_and_wait(server, jobs_dir, "job", 3, status="running", stage="TTS", percent=30)
-        write_and_wait(server, jobs_dir, "other", 2, status="running", stage="Render", percent=20)
-        write_and_wait(server, jobs_dir, "job", 4, status="running", stage="TTS", percent=40)
+        # Each write is seen on the reference stream before the next: a stream that has not sent a job's
+        # progress yet replaces it with the newer one (by design), which would merge two writes here.
+        writes = [("job", 3, "TTS", 30), ("other", 2, "Render", 20), ("job", 4, "TTS", 40)]
+        for job_id, revision, stage, percent in writes:
+            write_and_wait(server, jobs_dir, job_id, revision, status="running", stage=stage, percent=percent)
+            reference.wait(lambda ev, j=job_id, p=percent: reached(ev, j, p), what=f"{job_id} at {percent}%")
         reference.wait(lambda ev: len(job_events(reference, "job")) >= 4, what="the reference stream")
         missed = [(e.name, e.id, e.data) for e in job_events(reference, "job") if n_of(e.id) > n_of(last)]
         assert [m[0] for m in missed] == ["step-status", "step-progress", "step-progress"]
@@ -374,6 +377,8 @@ def test_the_aura_progress_stream_sends_job_progress_events_in_auras_shape(jobs_
         aura = SseClient(server.port, "/api/jobs/job/progress/stream")
         aura.wait(lambda ev: len(ev) >= 2, what="connected and the current progress")
         write_and_wait(server, jobs_dir, "job", 2, status="running", stage="TTS", percent=30, message="voice")
+        # Sent before the next write: an unsent progress is replaced by a newer one (see the test above).
+        aura.wait(lambda ev: len(ev) >= 3, what="the TTS progress")
         write_and_wait(
             server, jobs_dir, "job", 3, status="completed", stage="Complete", percent=100, outputPath="/v.mp4"
         )
