@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
@@ -37,14 +36,6 @@ SETTINGS = RunnerSettings(stop_grace_s=2.0, heartbeat_interval_s=0.5)
 @pytest.fixture(scope="module")
 def tools() -> FfmpegTools:
     return FfmpegTools.detect()
-
-
-@pytest.fixture
-def tracing() -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
 
 
 class Background:
