@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
-from .harness import run_load, served, wait_until
+from .harness import run_load, served, tracked_jobs, wait_until
 
 JOBS = 1000
 
@@ -36,11 +35,7 @@ def main() -> int:
         jobs_dir.mkdir()
         run_load(jobs_dir, jobs=JOBS, rate=0, seconds=2, prefix="cpu").communicate()
         with served(jobs_dir) as (process, url):
-
-            def tracked() -> bool:
-                return bool(httpx.get(f"{url}/api/queue?limit=1", timeout=5).json()["stats"]["total"] >= JOBS)
-
-            wait_until(tracked, 60, "jobs tracked")
+            wait_until(lambda: tracked_jobs(url) >= JOBS, 60, "jobs tracked")
             sidecar = psutil.Process(process.pid)
             before = sidecar.cpu_times()
             out, _ = run_load(jobs_dir, jobs=JOBS, rate=args.rate, seconds=args.seconds, prefix="cpu").communicate()

@@ -40,6 +40,11 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
     raise TimeoutError(f"bench: timed out after {timeout} s waiting for {what}")
 
 
+def tracked_jobs(url: str) -> int:
+    """How many jobs the sidecar at `url` tracks."""
+    return int(httpx.get(f"{url}/api/queue?limit=1", timeout=5).json()["stats"]["total"])
+
+
 @contextmanager
 def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`aura-monitor serve` on a free loopback port, ready, stopped at the end."""

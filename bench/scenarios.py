@@ -24,7 +24,7 @@ from aura_monitor.stall import Thresholds
 from aura_monitor.transitions import TransitionKind
 
 from .baseline import PollingWatcher
-from .harness import QUICK, percentile, run_load, served, wait_until
+from .harness import QUICK, percentile, run_load, served, tracked_jobs, wait_until
 from .load import SCHEMA, write
 
 Figures = dict[str, float]
@@ -252,7 +252,7 @@ def fleet(work: Path) -> tuple[Figures, Figures]:
     # do not all stall inside the window; the 200 stalled ones are stalled from the start.
     with served(jobs_dir, "--stall-threshold", "3600") as (process, url):
         wait_until(
-            lambda: httpx.get(f"{url}/api/queue?limit=1", timeout=5).json()["stats"]["total"] == total,
+            lambda: tracked_jobs(url) == total,
             120,
             "10,000 jobs tracked",
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .harness import QUICK, percentile, run_load, served, wait_until
+from .harness import QUICK, percentile, run_load, served, tracked_jobs, wait_until
 from .scenarios import Figures
 
 JOBS = 1000
@@ -64,55 +64,18 @@ def sse_latency(work: Path) -> tuple[Figures, Figures]:
     warm.communicate()
     with served(jobs_dir) as (_, url):
         wait_until(
-            lambda: httpx.get(f"{url}/api/queue?limit=1", timeout=5).json()["stats"]["total"] >= JOBS,
+            lambda: tracked_jobs(url) >= JOBS,
             60,
             "jobs tracked",
         )
         ids = [f"sse-{i:05d}" for i in range(PER_JOB_CLIENTS)]
         outs = [work / f"sse-client-{k}.txt" for k in range(3)]
+        client_args = [["--jobs", ",".join(ids[:100])], ["--jobs", ",".join(ids[100:])], ["--all", str(ALL_CLIENTS)]]
         clients = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.sse_client",
-                    url,
-                    "--jobs",
-                    ",".join(ids[:100]),
-                    "--seconds",
-                    str(seconds + 2),
-                    "--out",
-                    str(outs[0]),
-                ]
-            ),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.sse_client",
-                    url,
-                    "--jobs",
-                    ",".join(ids[100:]),
-                    "--seconds",
-                    str(seconds + 2),
-                    "--out",
-                    str(outs[1]),
-                ]
-            ),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.sse_client",
-                    url,
-                    "--all",
-                    str(ALL_CLIENTS),
-                    "--seconds",
-                    str(seconds + 2),
-                    "--out",
-                    str(outs[2]),
-                ]
-            ),
+                [sys.executable, "-m", "bench.sse_client", url, *args, "--seconds", str(seconds + 2), "--out", str(out)]
+            )
+            for args, out in zip(client_args, outs, strict=True)
         ]
 
         def connected() -> bool:
