@@ -13,10 +13,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
-    FileClosedEvent,
     FileCreatedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -31,15 +28,7 @@ _WATCHDOG_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify
 # What the handler still receives (record events reach the ingestor directly, see record_inotify.py):
 # directory events, and the created events watchdog simulates for the records of a job dir that appeared
 # with them already inside. Modified, opened and closed-without-write events would only mean extra reads.
-_EVENT_FILTER = [
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileMovedEvent,
-    FileDeletedEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-]
+_EVENT_FILTER = [FileCreatedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
 
 
 @dataclass(slots=True)
