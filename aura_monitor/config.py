@@ -7,11 +7,11 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .exceptions import ConfigError
 
@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     ffmpeg_log_dir: Path | None = Field(
         None, description="directory of Aura's ffmpeg logs (default <jobs dir>/../Logs/ffmpeg)"
     )
+    read_root: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="extra directory whose files records may name for log tails, besides the jobs and ffmpeg log "
+        "dirs (repeatable; the variable takes a JSON list or paths joined by the path separator)",
+    )
     disk_floor_mb: float = Field(500.0, ge=0, description="free space below which disk_full is reported")
     rediagnose_interval: float = Field(15.0, gt=0, description="seconds between diagnoses of a stalled job")
     heartbeat_interval: float = Field(10.0, gt=0, description="seconds between SSE heartbeat events")
@@ -127,6 +132,19 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"stage thresholds must be positive seconds, got {bad}")
         return {stage.strip().lower(): seconds for stage, seconds in value.items()}
+
+    @field_validator("read_root", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: a JSON list, or paths joined like $PATH
+            text = value.strip()
+            if not text.startswith("["):
+                return [part for part in text.split(os.pathsep) if part]
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError(f"expected a JSON list of directories or dirs joined by {os.pathsep!r}") from None
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -43,6 +43,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | 
             kwargs["type"] = float
         elif origin is dict:
             kwargs["type"] = _parse_mapping
+        elif origin is list:
+            kwargs["action"] = "append"  # repeatable: --flag a --flag b
         elif annotation is Path or Path in args:
             kwargs["type"] = Path
             kwargs["metavar"] = "PATH"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 
 from ..exceptions import RecordError, RecordUnreadable
 from ..model import JobRecord
 from .aura import is_aura, parse_aura
 from .native import SCHEMA, is_native, parse_native
+from .safe_read import ReadRefused, ReadRoots, open_regular
 
 # Aura's Logs and ProgressHistory grow without bound; beyond this a file is refused, not parsed.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -39,15 +41,24 @@ def _too_big(size: int) -> RecordUnreadable:
     return RecordUnreadable(f"record is {size} bytes, above the {MAX_RECORD_BYTES}-byte limit")
 
 
+@lru_cache(maxsize=16)
+def _jobs_root(jobs_dir: str) -> ReadRoots:
+    return ReadRoots([jobs_dir])  # cached: resolving the root costs more than reading a small record
+
+
 def read_file(path: str) -> tuple[bytes, os.stat_result]:
     """The bytes of one record file and the fstat of the very file read; OSError as the OS raised it.
 
+    `path` is `<jobs dir>/<id>/job.json`, written by less-trusted processes: a FIFO, a device or a link
+    out of the jobs dir is refused (RecordUnreadable with the reason) without blocking or reading it.
     Reads exactly what fstat announces (plus one byte, to notice a file still growing): asking for the
     size limit instead made every read allocate, map and unmap 64 MiB, 5x the cost of the whole read.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        st = os.fstat(fd)
+        fd, st = open_regular(path, _jobs_root(os.path.dirname(os.path.dirname(os.path.abspath(path)))))
+    except ReadRefused as exc:
+        raise RecordUnreadable(f"{path} was not read: {exc.reason}; replace it with a regular job.json") from None
+    try:
         if st.st_size > MAX_RECORD_BYTES:
             raise _too_big(st.st_size)
         want = st.st_size + 1
