@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import tomllib
 from pathlib import Path
@@ -124,6 +125,19 @@ class Settings(BaseSettings):
         description="status events queued for one slow SSE client before its stream is closed (it then resumes)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    external_url: str | None = Field(
+        None, description="URL browsers and alert links use to reach this sidecar (default http://<host>:<port>)"
+    )
+    allowed_host: list[str] = Field(
+        default_factory=list,
+        description="extra Host name the API answers to besides loopback and --external-url's (repeatable; * = any)",
+    )
+    max_streams: int | None = Field(
+        None, ge=1, le=1_000_000, description="concurrent SSE streams (default: the open-file limit minus a reserve)"
+    )
+    snapshot_finished: int = Field(
+        200, ge=0, le=1_000_000, description="finished jobs in /api/events' connected snapshot (?snapshot=all: every job)"
+    )
 
     @field_validator("stage_thresholds")
     @classmethod
@@ -161,6 +175,14 @@ class Settings(BaseSettings):
     @property
     def resolved_ffmpeg_log_dir(self) -> Path:
         return self.ffmpeg_log_dir or self.jobs_dir.parent / "Logs" / "ffmpeg"
+
+    @property
+    def resolved_external_url(self) -> str:
+        """--external-url, else http://<host>:<port> (the machine's name when bound to every interface)."""
+        if self.external_url:
+            return self.external_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 def load_settings(**flags: Any) -> Settings:

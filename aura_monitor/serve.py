@@ -25,12 +25,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# A token anyone on the network can guess is no token: refused off loopback below this length.
+MIN_TOKEN_LENGTH = 16
+
+
 def check_exposure(settings: Settings) -> None:
-    """Refuse to expose retry/cancel beyond loopback without a token."""
-    if not is_loopback(settings.host) and not settings.token:
+    """Refuse to expose retry/cancel beyond loopback without a token of at least 16 characters."""
+    if is_loopback(settings.host):
+        return
+    token = (settings.token or "").strip()
+    if not token:
         raise ConfigError(
             f"refusing to bind {settings.host} without a token: set --token or AURA_MONITOR_TOKEN "
             "(mutating routes would be open to the network)"
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"refusing to bind {settings.host} with a {len(token)}-character token: beyond loopback --token "
+            f"(AURA_MONITOR_TOKEN) needs at least {MIN_TOKEN_LENGTH} characters, e.g. `openssl rand -hex 16`"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,8 @@ from .. import __version__
 from ..events import watch_server_exit
 from ..sidecar import Sidecar
 from . import board, control, events, jobs, problems
+from .guard import BrowserGuard
+from .limits import StreamCap, bound_loop_errors
 
 
 def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -21,6 +24,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        restore_loop_errors = bound_loop_errors(asyncio.get_running_loop())
         if manage_lifecycle:
             sidecar.start()
         exit_watch = watch_server_exit(sidecar.events, getattr(app.state, "uvicorn_server", None))
@@ -31,6 +35,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
                 exit_watch.cancel()
             if manage_lifecycle:
                 sidecar.stop()
+            restore_loop_errors()
 
     app = FastAPI(
         title="aura-monitor",
@@ -41,6 +46,9 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     )
     app.state.sidecar = sidecar
     problems.install(app)
+    # Added last = runs first: a foreign Host or a cross-site POST is refused before a stream slot is counted.
+    app.add_middleware(StreamCap, settings=sidecar.settings)
+    app.add_middleware(BrowserGuard, settings=sidecar.settings)
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(control.router)
