@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,8 +14,12 @@ from .model import JobRecord, JobStatus, ProgressPoint
 from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
 from .transitions import Transition, TransitionKind
 
+log = logging.getLogger(__name__)
+
 SAMPLES = 20
 TRANSITIONS_KEPT = 100
+# A listener that keeps failing is logged at most once per this many seconds (it is counted every time).
+LISTENER_LOG_INTERVAL_S = 60.0
 
 Listener = Callable[[Sequence[Transition]], None]
 
@@ -35,6 +41,8 @@ class JobState:
     stalled: bool = False
     stalled_since: float | None = None
     verdict: str | None = None
+    # False while `verdict` is the stall's placeholder: metrics publish no verdict before a diagnosis.
+    diagnosed: bool = False
     file_mtime: float | None = None
     parse_failures: int = 0
     last_parse_error: str | None = None
@@ -65,6 +73,8 @@ class Tracker:
         self._seq = itertools.count(1)
         self._listeners: list[Listener] = []
         self._deadline_listeners: list[Callable[[float], None]] = []
+        self.listener_failures = 0  # read by metrics and tests
+        self._listener_logged: dict[str, float] = {}
 
     # -- observers -----------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -141,6 +151,8 @@ class Tracker:
         """Refine a job's verdict (from the diagnosis)."""
         with self.lock:
             state = self._jobs.get(job_id)
+            if state is not None:
+                state.diagnosed = True
             if state is None or state.verdict == verdict:
                 return []
             out = [self._make(state, TransitionKind.VERDICT, state.verdict, verdict, reason, at)]
@@ -256,7 +268,7 @@ class Tracker:
                     at - (state.stalled_since or at),
                 )
             )
-            state.stalled, state.stalled_since, state.verdict = False, None, None
+            state.stalled, state.stalled_since, state.verdict, state.diagnosed = False, None, None, False
         if picked is None:
             self._stalls.disarm(state.id)
         elif not state.stalled:
@@ -301,8 +313,26 @@ class Tracker:
     def _emit(self, out: list[Transition]) -> list[Transition]:
         if out:
             for listener in self._listeners:
-                listener(out)
+                try:
+                    listener(out)
+                except Exception:  # one failing observer (metrics, SSE, history) must not starve the others
+                    self._listener_failed(listener)
         return out
+
+    def _listener_failed(self, listener: Listener) -> None:
+        self.listener_failures += 1
+        name = getattr(listener, "__qualname__", None) or repr(listener)
+        now = time.monotonic()
+        if now - self._listener_logged.get(name, -LISTENER_LOG_INTERVAL_S) < LISTENER_LOG_INTERVAL_S:
+            return
+        self._listener_logged[name] = now
+        log.error(
+            "transition listener %s failed (%d listener failures so far); the other listeners still got the "
+            "changes, but what this one feeds (metrics, events or history) may miss them: report this traceback",
+            name,
+            self.listener_failures,
+            exc_info=True,
+        )
 
     def _deadline_armed(self, deadline: float) -> None:
         for callback in self._deadline_listeners:

@@ -11,7 +11,7 @@ from ..exceptions import InvalidQuery, JobNotFound
 from ..model import JobRecord, JobStatus, stage_key, validate_job_id
 from ..sidecar import Sidecar
 from ..tracker import JobState
-from .views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view
+from .views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, safe_job_views
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 
@@ -95,7 +95,7 @@ def list_jobs(
         and (stalled is None or state.stalled == stalled)
         and (stage_filter is None or stage_filter in (record.stage.lower(), stage_key(record.stage)))
     ]
-    jobs = [job_view(state, record, now) for state, record in matching[:limit]]
+    jobs = safe_job_views(matching[:limit], now, "GET /api/jobs")
     return JobList(jobs=jobs, count=len(jobs), total=len(matching))
 
 
@@ -137,7 +137,9 @@ def get_queue(
     for _, record in pairs:
         counts[record.status] += 1
     now = sidecar.clock.now()
-    jobs = [job_view(s, r, now) for s, r in pairs if wanted is None or r.status in wanted][:limit]
+    jobs = safe_job_views(
+        [(s, r) for s, r in pairs if wanted is None or r.status in wanted][:limit], now, "GET /api/queue"
+    )
     stats = QueueStats(
         total=len(pairs),
         pending=counts[JobStatus.QUEUED],

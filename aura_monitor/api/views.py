@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +15,11 @@ from ..eta import eta_seconds, velocity
 from ..model import JobRecord, JobStatus, StageRecord
 from ..records.timestamps import format_iso
 from ..tracker import JobState
+
+log = logging.getLogger(__name__)
+
+# A job whose view cannot be built is logged at most once per this many seconds (per job).
+BROKEN_VIEW_LOG_INTERVAL_S = 60.0
 
 
 class _Camel(BaseModel):
@@ -126,6 +135,48 @@ def job_view(state: JobState, record: JobRecord, now: float) -> Job:
         last_parse_error=state.last_parse_error,
         unreadable=state.unreadable_reported,
     )
+
+
+class _BrokenViews:
+    """Jobs whose view failed: counted, and logged once per job per interval so a list polled every
+    second cannot flood the log."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last_logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def report(self, job_id: str, where: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.count += 1
+            if now - self._last_logged.get(job_id, -BROKEN_VIEW_LOG_INTERVAL_S) < BROKEN_VIEW_LOG_INTERVAL_S:
+                return
+            if len(self._last_logged) > 10_000:
+                self._last_logged.clear()
+            self._last_logged[job_id] = now
+        log.warning(
+            "job %s left out of %s: its view could not be built (a bug or a record we do not handle); "
+            "the other jobs are served. Run `aura-monitor explain %s` and report this traceback",
+            job_id,
+            where,
+            job_id,
+            exc_info=True,
+        )
+
+
+BROKEN_VIEWS = _BrokenViews()
+
+
+def safe_job_views(pairs: Iterable[tuple[JobState, JobRecord]], now: float, where: str) -> list[Job]:
+    """The view of each job, leaving out (and logging) any one that fails, so one job never breaks a list."""
+    views = []
+    for state, record in pairs:
+        try:
+            views.append(job_view(state, record, now))
+        except Exception:  # one bad job must not take the whole list, queue or snapshot down
+            BROKEN_VIEWS.report(state.id, where)
+    return views
 
 
 # Aura's weighted stages (AURA_FORMAT.md): name, keys that mean "in this step", overall percent at its end.

@@ -48,7 +48,9 @@ class EventId:
         if not raw:
             return None
         boot, sep, n = raw.strip().rpartition("-")
-        if not sep or not boot or not n.isdigit() or len(raw) > 64:
+        # isdigit() alone accepts "²" or Arabic-Indic digits, which int() then refuses (a bare 500 once):
+        # anything not ours is treated as unknown, and the client gets a resync as DESIGN 2.4 says.
+        if not sep or not boot or not n.isascii() or not n.isdigit() or len(raw) > 64:
             return None
         return cls(boot, int(n))
 

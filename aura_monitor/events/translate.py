@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..api.views import dump, job_view, steps_of
+from ..api.views import BROKEN_VIEWS, dump, job_view, steps_of
 from ..eta import eta_seconds
 from ..model import JobRecord, JobStatus
 from ..records.timestamps import format_iso
@@ -36,20 +36,27 @@ def events_for(batch: Sequence[Transition], lookup: Lookup) -> list[Spec]:
     regular: list[Spec] = []
     terminal: list[Spec] = []
     for t in batch:
-        state = lookup(t.job_id)
-        record = state.record if state is not None else None
-        if t.kind in _WARNINGS:
-            code, severity = _WARNINGS[t.kind]
-            regular.append((EventName.WARNING, t.job_id, _warning(t, record, code, severity)))
-            continue
-        if state is None or record is None:
-            continue
-        spec = _regular(t, state, record)
-        if spec is not None:
-            regular.append(spec)
-        if _ends_job(t):
-            terminal.append(terminal_event(state, record, t.at))
+        try:
+            _translate(t, lookup, regular, terminal)
+        except Exception:  # one job's broken event must not cost the other jobs theirs
+            BROKEN_VIEWS.report(t.job_id, f"the {t.kind.value} event")
     return regular + terminal
+
+
+def _translate(t: Transition, lookup: Lookup, regular: list[Spec], terminal: list[Spec]) -> None:
+    state = lookup(t.job_id)
+    record = state.record if state is not None else None
+    if t.kind in _WARNINGS:
+        code, severity = _WARNINGS[t.kind]
+        regular.append((EventName.WARNING, t.job_id, _warning(t, record, code, severity)))
+        return
+    if state is None or record is None:
+        return
+    spec = _regular(t, state, record)
+    if spec is not None:
+        regular.append(spec)
+    if _ends_job(t):
+        terminal.append(terminal_event(state, record, t.at))
 
 
 def _ends_job(t: Transition) -> bool:
@@ -169,7 +176,11 @@ def job_snapshot(state: JobState, now: float, *, steps: bool = True) -> dict[str
     """The job as GET /api/jobs/{id} shows it (plus its steps); None while its record was never readable."""
     if state.record is None:
         return None
-    view = dump(job_view(state, state.record, now))
-    if steps:
-        view["steps"] = [dump(step) for step in steps_of(state.record)]
+    try:
+        view = dump(job_view(state, state.record, now))
+        if steps:
+            view["steps"] = [dump(step) for step in steps_of(state.record)]
+    except Exception:  # left out of the snapshot, so `connected` still reaches the client with every other job
+        BROKEN_VIEWS.report(state.id, "the SSE snapshot")
+        return None
     return view

@@ -96,9 +96,9 @@ def _progress_points(f: Fields) -> list[ProgressPoint]:
     for i, raw in enumerate(f.items("ProgressHistory")):
         if not isinstance(raw, dict):
             continue
-        p = Fields(raw, f"record.ProgressHistory[{i}]")
+        p = Fields(raw, f"record.ProgressHistory[{i}]", f.notes)
         at = p.time("Timestamp")
-        percent = p.number("OverallPercent")
+        percent = p.percent("OverallPercent")
         if at is None or percent is None:
             continue
         points.append(ProgressPoint(at=at, percent=percent, stage=p.text("Stage") or ""))
@@ -144,6 +144,9 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
     log_times = [t for t in (parse_log_time(line) for line in logs[-LOG_TAIL:]) if t is not None]
     plan = f.obj("PlanSpec")
 
+    # Read before the record is built: they add to f.notes what they ignore as nonsense.
+    stage_percent = current.percent("StagePercent") if current else None
+    expected = plan.seconds("TargetDuration") if plan else None
     completed_at = f.time("CompletedUtc") or f.time("CanceledUtc") or f.time("EndedUtc") or f.time("FinishedAt")
     return JobRecord(
         id=job_id,
@@ -152,7 +155,7 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
         stage=stage,
         percent=percent_int,
         raw_status=raw_status,
-        stage_percent=current.number("StagePercent") if current else None,
+        stage_percent=stage_percent,
         message=current.text("Message") if current else None,
         created_at=f.time("CreatedUtc") or f.time("StartedAt"),
         queued_at=f.time("QueuedUtc"),
@@ -166,8 +169,8 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
         failure_stage=failure.text("Stage") if failure else None,
         stderr_snippet=failure.text("StderrSnippet") if failure else None,
         suggested_actions=tuple(failure.strings("SuggestedActions")) if failure else (),
-        expected_duration_s=plan.duration("TargetDuration") if plan else None,
-        inconsistencies=tuple(notes),
+        expected_duration_s=expected,
+        inconsistencies=(*notes, *f.notes),
         logs_tail=tuple(logs[-LOG_TAIL:]),
         history=tuple(points[-HISTORY_TAIL:]),
     )

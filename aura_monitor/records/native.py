@@ -19,7 +19,7 @@ def is_native(data: dict[str, object]) -> bool:
 def _stages(f: Fields) -> tuple[StageRecord, ...]:
     stages = []
     for i, raw in enumerate(f.items("stages")):
-        s = Fields(raw, f"record.stages[{i}]")
+        s = Fields(raw, f"record.stages[{i}]", f.notes)
         name = s.text("name")
         if not name:
             raise RecordError(f"record.stages[{i}].name is missing")
@@ -38,8 +38,8 @@ def _stages(f: Fields) -> tuple[StageRecord, ...]:
 def _history(f: Fields) -> tuple[ProgressPoint, ...]:
     points = []
     for i, raw in enumerate(f.items("history")[-HISTORY_TAIL:]):
-        p = Fields(raw, f"record.history[{i}]")
-        at, percent = p.time("at"), p.number("percent")
+        p = Fields(raw, f"record.history[{i}]", f.notes)
+        at, percent = p.time("at"), p.percent("percent")
         if at is not None and percent is not None:
             points.append(ProgressPoint(at=at, percent=percent, stage=p.text("stage") or ""))
     return tuple(points)
@@ -69,6 +69,15 @@ def parse_native(data: dict[str, object]) -> JobRecord:
         notes.append(f"status=completed but percent={percent:g}")
     if status is JobStatus.FAILED and error is None:
         notes.append("status=failed but no error is recorded")
+    # Read before the record is built: they add to f.notes what they ignore as nonsense.
+    worker_pid = worker.pid("pid") if worker else None
+    encoder_pid = encoder.pid("pid") if encoder else None
+    stage_percent = f.percent("stagePercent")
+    expected = f.number("expectedDurationSeconds")
+    if expected is not None and expected < 0:
+        f.notes.append(f"record.expectedDurationSeconds is {expected:g}, a negative duration; ignored")
+        expected = None
+    history, stages = _history(f), _stages(f)
     return JobRecord(
         id=job_id,
         format=RecordFormat.NATIVE,
@@ -76,7 +85,7 @@ def parse_native(data: dict[str, object]) -> JobRecord:
         stage=f.text("stage") or "",
         percent=percent,
         raw_status=raw_status or "",
-        stage_percent=f.number("stagePercent"),
+        stage_percent=stage_percent,
         message=f.text("message"),
         created_at=f.time("createdAt"),
         queued_at=f.time("queuedAt"),
@@ -93,16 +102,16 @@ def parse_native(data: dict[str, object]) -> JobRecord:
         error_code=error.text("code") if error else None,
         failure_stage=error.text("stage") if error else None,
         stderr_snippet=error.text("stderrTail") if error else None,
-        expected_duration_s=f.number("expectedDurationSeconds"),
-        worker_pid=worker.integer("pid") if worker else None,
-        encoder_pid=encoder.integer("pid") if encoder else None,
+        expected_duration_s=expected,
+        worker_pid=worker_pid,
+        encoder_pid=encoder_pid,
         progress_file=encoder.text("progressPath") if encoder else None,
         encoder_log=encoder.text("logPath") if encoder else None,
         encoder_output=encoder.text("outputPath") if encoder else None,
         job_log=f.text("logPath"),
         traceparent=f.text("traceparent"),
-        inconsistencies=tuple(notes),
+        inconsistencies=(*notes, *f.notes),
         logs_tail=tuple(f.strings("logs")[-LOG_TAIL:]),
-        history=_history(f),
-        stages=_stages(f),
+        history=history,
+        stages=stages,
     )
