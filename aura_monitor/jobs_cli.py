@@ -11,6 +11,7 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from .records.timestamps import parse_iso
+from .terminal_text import markup_safe
 from .watch_cli import ServerUnreachable, add_url_flag
 
 _STATUS_STYLES = {
@@ -75,12 +76,13 @@ def table(jobs: list[dict[str, Any]], total: int, now: float) -> Table:
         status = str(job["status"])
         since = job.get("secondsSinceProgress")
         threshold = job.get("thresholdSeconds")
+        # Ids, stages and verdicts come from records: escaped, since every cell is rich markup.
         grid.add_row(
-            str(job["id"]),
-            f"[{_STATUS_STYLES.get(status, 'white')}]{status}[/]",
-            str(job.get("stage") or ""),
+            markup_safe(job["id"]),
+            f"[{_STATUS_STYLES.get(status, 'white')}]{markup_safe(status)}[/]",
+            markup_safe(job.get("stage") or ""),
             f"{job.get('percent', 0):g}",
-            f"[bold red]{job.get('verdict') or 'yes'}[/]" if job.get("stalled") else "",
+            f"[bold red]{markup_safe(job.get('verdict') or 'yes')}[/]" if job.get("stalled") else "",
             "" if since is None else f"{since:.0f} s",
             "" if threshold is None else f"{threshold:g} s",
             str(job.get("attempt", 1)),

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from .exceptions import AuraMonitorError, JobNotFound
 from .model import validate_job_id
 from .records.timestamps import parse_iso
+from .terminal_text import inert_data, markup_safe
 
 DEFAULT_URL = "http://127.0.0.1:9465"
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 3}
@@ -57,6 +58,7 @@ class JobView:
 
     def apply(self, name: str, data: dict[str, Any]) -> None:
         """Take one event; sets `outcome` on the job's terminal event."""
+        data = inert_data(data)  # record text only ever reaches the terminal inert
         if name == "connected":
             self._snapshot(data.get("job") or {})
             return
@@ -102,7 +104,7 @@ class JobView:
 
     @property
     def badge(self) -> str:
-        return f"[bold red]STALLED[/] {self.verdict or ''}" if self.stalled else ""
+        return f"[bold red]STALLED[/] {markup_safe(self.verdict or '')}" if self.stalled else ""
 
 
 def _ending(name: str, data: dict[str, Any]) -> str:
@@ -215,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         _follow_plain(args.url, view, reconnect, console)
     outcome = view.outcome or view.status
     style = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(outcome, "white")
-    console.print(f"[bold {style}]{job_id} {outcome}[/]")
+    console.print(f"[bold {style}]{job_id} {markup_safe(outcome)}[/]")
     if view.detail:
         console.print(view.detail, markup=False, highlight=False)
     return EXIT_CODES.get(outcome, 2)
@@ -236,7 +238,7 @@ def _follow_live(url: str, view: JobView, reconnect: Reconnect, console: Console
         def on_event(name: str, data: dict[str, Any]) -> bool:
             view.apply(name, data)
             while view.notes:
-                bar.console.print(f"[dim]{view.notes.pop(0)}[/]", highlight=False)
+                bar.console.print(f"[dim]{markup_safe(view.notes.pop(0))}[/]", highlight=False)
             _show(bar, task, view)
             return view.outcome is not None
 
@@ -247,7 +249,7 @@ def _show(bar: Progress, task: TaskID, view: JobView) -> None:
     bar.update(
         task,
         completed=view.percent,
-        stage=view.stage or view.status,
+        stage=markup_safe(view.stage or view.status),
         eta=_duration(view.eta_seconds),
         elapsed=view.elapsed(time.time()),
         badge=view.badge,
@@ -259,9 +261,10 @@ def _follow_plain(url: str, view: JobView, reconnect: Reconnect, console: Consol
         view.apply(name, data)
         if name == "connected":
             resync = " (resync)" if data.get("resync") else ""
-            console.print(f"{view.job_id}: {view.status} {view.stage} {view.percent:g}%{resync}", highlight=False)
+            state = markup_safe(f"{view.status} {view.stage}")
+            console.print(f"{view.job_id}: {state} {view.percent:g}%{resync}", highlight=False)
         while view.notes:
-            console.print(f"{view.job_id}: {view.notes.pop(0)} at {view.percent:g}%", highlight=False)
+            console.print(f"{view.job_id}: {markup_safe(view.notes.pop(0))} at {view.percent:g}%", highlight=False)
         return view.outcome is not None
 
     follow(url, view.job_id, on_event, reconnect=reconnect)

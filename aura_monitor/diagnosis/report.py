@@ -9,10 +9,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..terminal_text import inert_data
+
 _COLOURS = {"critical": "bold red", "warning": "yellow", "info": "green"}
 
 
 def render(body: dict[str, Any], console: Console) -> None:
+    # Record text (messages, log lines, paths) is made inert once here; below, only Text objects (which
+    # never parse markup) carry it.
+    body = inert_data(body)
     verdict = body["findings"][0]
     colour = _COLOURS.get(verdict["severity"], "white")
     head = Text()
@@ -34,7 +39,7 @@ def render(body: dict[str, Any], console: Console) -> None:
         console.print(
             Panel(
                 Group(Text(finding["summary"]), table, todo),
-                title=title,
+                title=Text(title),
                 border_style=_COLOURS.get(finding["severity"], "white"),
                 title_align="left",
             )
