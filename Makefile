@@ -4,11 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the suite drives for real (binary:package).
-SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium
+SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium \
+  node:nodejs npm:npm
+# Grafana's published dashboard schema + tsc, for tests/test_dashboards.py (no Grafana server installs here).
+SCHEMA_DIR := tools/grafana-schema
+SCHEMA_STAMP := $(SCHEMA_DIR)/node_modules/.installed
 
-.PHONY: test lint unit demo serve bench system-deps install clean
+.PHONY: test lint unit demo serve bench system-deps install grafana-schema constraints clean
 
-test: install system-deps lint unit
+test: install system-deps grafana-schema lint unit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +21,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(SCHEMA_STAMP): $(SCHEMA_DIR)/package.json $(SCHEMA_DIR)/package-lock.json | system-deps
+	cd $(SCHEMA_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(SCHEMA_STAMP)
+
+grafana-schema: $(SCHEMA_STAMP)
+
+# docker/constraints.txt: the image installs exactly the versions of this tested venv (minus the project).
+constraints: install
+	$(BIN)/python docker/freeze_constraints.py > docker/constraints.txt
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
@@ -38,7 +52,7 @@ lint: install
 	$(BIN)/ruff format --check aura_monitor tests bench
 	$(BIN)/mypy
 
-unit: install system-deps
+unit: install system-deps grafana-schema
 	$(BIN)/pytest -q
 
 demo: install system-deps
@@ -48,4 +62,4 @@ bench: install system-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(SCHEMA_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache build *.egg-info

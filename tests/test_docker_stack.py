@@ -8,16 +8,21 @@ script drops the binary's exit status, so the tests call the binary itself.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from aura_monitor.commands import register
 from tests.live_stack import ROOT, RULE_FILES, require_binary
@@ -160,8 +165,73 @@ def test_the_collector_pipeline_uses_only_defined_components_and_exports_to_jaeg
 
 def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
     dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
-    assert dockerfile.startswith("#") and "\nFROM python:3.11-slim\n" in dockerfile
+    assert dockerfile.startswith("#")
     assert "ffmpeg" in dockerfile
     assert "\nUSER aura\n" in dockerfile
     assert "/healthz" in dockerfile.split("HEALTHCHECK", 1)[1]
     assert 'CMD ["serve", "--host", "0.0.0.0"]' in dockerfile
+
+
+def test_the_image_is_built_on_the_full_python_version_the_suite_runs_on() -> None:
+    dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
+    [base] = re.findall(r"^FROM (\S+)$", dockerfile, flags=re.MULTILINE)
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert re.fullmatch(rf"python:{re.escape(version)}-slim-bookworm(@sha256:[0-9a-f]{{64}})?", base), base
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def constraints() -> dict[str, str]:
+    pins = {}
+    for line in (DOCKER_DIR / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonical(name)] = version
+    return pins
+
+
+def runtime_closure() -> set[str]:
+    """The project's runtime dependencies and theirs, as installed in this venv (no extras, no test deps)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pending = [Requirement(spec) for spec in project["dependencies"]]
+    found: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        name = canonical(requirement.name)
+        if name in found or (requirement.marker is not None and not requirement.marker.evaluate({"extra": ""})):
+            continue
+        found.add(name)
+        pending.extend(Requirement(spec) for spec in importlib.metadata.requires(requirement.name) or [])
+    return found
+
+
+def test_the_constraints_pin_every_runtime_dependency_at_the_version_the_suite_ran_with() -> None:
+    pins = constraints()
+    closure = runtime_closure()
+    assert {"fastapi", "pydantic", "starlette"} <= closure
+    assert closure - set(pins) == set(), "unpinned runtime dependencies: run `make constraints`"
+    stale = {
+        name: (pins[name], importlib.metadata.version(name))
+        for name in closure
+        if pins[name] != importlib.metadata.version(name)
+    }
+    assert stale == {}, "constraints differ from the tested venv (pinned, installed): run `make constraints`"
+    assert "aura-monitor" not in pins
+
+
+def test_the_image_installs_through_the_constraints_file() -> None:
+    dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
+    assert "COPY docker/constraints.txt ./constraints.txt" in dockerfile
+    assert "pip install --constraint constraints.txt ." in dockerfile
+    assert "!docker/constraints.txt" in (DOCKER_DIR / "Dockerfile.dockerignore").read_text().splitlines()
+
+
+def test_the_sidecar_links_through_the_published_port_and_sees_the_workers_processes(config: dict[str, Any]) -> None:
+    sidecar = config["services"]["sidecar"]
+    [published] = [port["published"] for port in sidecar["ports"] if port["target"] == 9465]
+    assert sidecar["environment"]["AURA_MONITOR_EXTERNAL_URL"] == f"http://localhost:{published}"
+    assert sidecar["pid"] == "service:worker"
+    assert "worker" in sidecar["depends_on"]
+    assert "sidecar" not in config["services"]["worker"].get("depends_on", {})
