@@ -157,6 +157,12 @@ class SnapshotCollector(Collector):
             "1 while the file watcher runs and the jobs dir exists",
             value=1 if self.watcher_up() else 0,
         )
+        yield GaugeMetricFamily(
+            "aura_watcher_unwatched_dirs",
+            "Dirs with no inotify watch (limit reached): seen only by the periodic rescan; raise "
+            "fs.inotify.max_user_watches",
+            value=self.watcher.unwatched_dirs,
+        )
         if self.sse_clients is not None:
             clients = GaugeMetricFamily("aura_sse_clients", "Connected SSE clients", labels=["stream"])
             for stream, count in sorted(self.sse_clients().items()):

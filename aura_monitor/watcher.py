@@ -1,34 +1,30 @@
-"""Watches the jobs dir (inotify via watchdog, or polling) and names changed job files to the ingestor."""
+"""Watches the jobs dir (inotify, or polling) and names changed job files to the ingestor."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileCreatedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers.api import BaseObserver
-
 from .ingest import RECORD_NAME, Ingestor
-from .record_inotify import RecordObserver
+from .record_inotify import JobDirWatches, WatchLimitError
 
 log = logging.getLogger(__name__)
-_WATCHDOG_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 
-# What the handler still receives (record events reach the ingestor directly, see record_inotify.py):
-# directory events, and the created events watchdog simulates for the records of a job dir that appeared
-# with them already inside. Modified, opened and closed-without-write events would only mean extra reads.
-_EVENT_FILTER = [FileCreatedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+# How often the supervisor checks that the jobs dir (or the link naming it) still resolves to the dir it
+# watches, and retries refused watches; both are a few syscalls.
+_TICK = 1.0
+_RETRY_INTERVAL = 5.0
+# Repeats of the "not watched" warning while it lasts: often enough to be found in a log, never a flood.
+_UNWATCHED_LOG_INTERVAL = 300.0
+LIMIT_ADVICE = (
+    "raise the inotify watch limit, e.g. `sysctl -w fs.inotify.max_user_watches=524288` "
+    "(persist it in /etc/sysctl.d/), or run with --watch polling"
+)
 
 
 @dataclass(slots=True)
@@ -38,32 +34,7 @@ class WatcherStats:
     handler_errors: int = 0
     observer_restarts: int = 0
     overflows: int = 0
-
-
-class _OverflowAlarm(logging.Handler):
-    """watchdog only logs an inotify queue overflow; hearing that log line triggers an immediate rescan."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        super().__init__(level=logging.WARNING)
-        self._watcher = watcher
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self._watcher.stats.overflows += 1
-            self._watcher.rescan_now()
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: Watcher) -> None:
-        self._watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        # An exception escaping here silently kills watchdog's dispatcher thread.
-        try:
-            self._watcher.handle(event)
-        except Exception:
-            self._watcher.stats.handler_errors += 1
-            log.exception("error handling %r", event)
+    unwatched_dirs: int = 0  # dirs that should have an inotify watch and do not (the kernel refused)
 
 
 class Watcher:
@@ -82,15 +53,19 @@ class Watcher:
         self.backend = backend
         self.rescan_interval = rescan_interval if backend == "inotify" else poll_interval
         self.stats = WatcherStats()
-        self._observer: BaseObserver | None = None
+        self._watches: JobDirWatches | None = None
+        self._watch_error: str | None = None
         self._root_id: tuple[int, int] | None = None
+        self._real_root: str | None = None
         self._stop = threading.Event()
         self._kick = threading.Event()
         self._thread: threading.Thread | None = None
         self._root_str = str(root)
         self._root_lost = False
-        self._observer_started = False
-        self._alarm = _OverflowAlarm(self)
+        self._watches_started = False
+        self._next_rescan = 0.0
+        self._next_retry = 0.0
+        self._unwatched_logged_at: float | None = None
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -98,39 +73,61 @@ class Watcher:
         return self.root.is_dir()
 
     @property
+    def real_root(self) -> str | None:
+        """The dir actually watched: the jobs dir with every symlink resolved."""
+        return self._real_root
+
+    @property
     def observer_alive(self) -> bool:
+        """The supervisor runs and, with inotify, the event reader runs (or could not start: see degraded)."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
         if self.backend == "polling":
-            return self._thread is not None and self._thread.is_alive()
-        observer = self._observer
-        # When the watched dir is deleted, watchdog's emitter thread ends but the observer thread lives on.
-        return (
-            observer is not None
-            and observer.is_alive()
-            and bool(observer.emitters)
-            and all(emitter.is_alive() for emitter in observer.emitters)
-        )
+            return True
+        watches = self._watches
+        return (watches is not None and watches.alive) or self._watch_error is not None
 
     @property
     def ready(self) -> bool:
         return self._root_id is not None and self.observer_alive
 
+    def unwatched(self) -> list[str]:
+        """Dirs that get no inotify events (only the rescan sees them), the jobs dir first."""
+        if self.backend == "polling" or self._root_id is None:
+            return []
+        if self._watch_error is not None:
+            return [self._root_str]
+        watches = self._watches
+        return watches.unwatched() if watches is not None else []
+
+    def degraded_reasons(self) -> list[str]:
+        """Why the watcher is ready but blind to some changes, in words an operator can act on."""
+        reasons = []
+        if self._watch_error is not None and self._root_id is not None:
+            reasons.append(
+                f"inotify unavailable ({self._watch_error}); changes are seen only by the rescan every "
+                f"{self.rescan_interval:g}s: {LIMIT_ADVICE}"
+            )
+        elif unwatched := self.unwatched():
+            reasons.append(
+                f"{len(unwatched)} dir(s) are not watched because the inotify watch limit is reached (e.g. "
+                f"{unwatched[0]}); their updates are seen only by the rescan every {self.rescan_interval:g}s: "
+                f"{LIMIT_ADVICE}"
+            )
+        return reasons
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
-        if self.backend == "inotify":
-            for name in _WATCHDOG_LOGGERS:
-                logging.getLogger(name).addHandler(self._alarm)
         self._thread = threading.Thread(target=self._supervise, name="aura-watcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        for name in _WATCHDOG_LOGGERS:
-            logging.getLogger(name).removeHandler(self._alarm)
         self._stop.set()
         self._kick.set()
         if self._thread:
             self._thread.join(timeout=5)
-        self._stop_observer()
+        self._stop_watches()
 
     def rescan_now(self) -> None:
         self._kick.set()
@@ -139,52 +136,104 @@ class Watcher:
     def _supervise(self) -> None:
         while not self._stop.is_set():
             try:
-                self._check_root()
+                self._tick()
             except Exception:
                 log.exception("watcher supervision failed; retrying")
-            interval = self.rescan_interval if self._root_id is not None else 0.5
+            interval = min(self.rescan_interval, _TICK) if self._root_id is not None else 0.5
             self._kick.wait(interval)
-            self._kick.clear()
+            if self._kick.is_set():
+                self._kick.clear()
+                self._next_rescan = 0.0
 
-    def _check_root(self) -> None:
+    def _tick(self) -> None:
+        changed = self._check_root()
+        now = time.monotonic()
+        if changed or self._root_id is None or now >= self._next_rescan:
+            self._next_rescan = now + self.rescan_interval
+            self.rescan()  # with no root, drops the jobs whose files are gone
+        if self._watches is not None and now >= self._next_retry and self._watches.unwatched():
+            self._next_retry = now + _RETRY_INTERVAL
+            self._watches.retry_failed()
+        self._report_unwatched(now)
+
+    def _check_root(self) -> bool:
+        """Follow the jobs dir (and a link naming it); True when what it names changed."""
         try:
             st = os.stat(self.root)
             root_id: tuple[int, int] | None = (st.st_dev, st.st_ino)
+            real_root: str | None = os.path.realpath(self.root)
         except OSError:
-            root_id = None
+            root_id, real_root = None, None
         if self._root_lost:
             self._root_lost = False
             self._root_id = None  # a recreated dir may reuse the old inode number
-            self._stop_observer()
-        if root_id != self._root_id:
+            self._stop_watches()
+        changed = root_id != self._root_id or real_root != self._real_root
+        if changed:
             if self._root_id is not None:
-                log.warning("jobs dir %s %s", self.root, "was replaced" if root_id else "disappeared; waiting")
-            self._stop_observer()
-            self._root_id = root_id
-        if root_id is None:
-            self.rescan()  # drops the jobs whose files are gone
-            return
-        if self.backend == "inotify" and not self.observer_alive:
-            self._start_observer()
-        self.rescan()
+                if root_id is None:
+                    log.warning("jobs dir %s disappeared; waiting for it to come back", self.root)
+                elif real_root != self._real_root:
+                    log.warning(
+                        "jobs dir %s now points to %s (was %s); rescanning", self.root, real_root, self._real_root
+                    )
+                else:
+                    log.warning("jobs dir %s was replaced; rescanning", self.root)
+            self._stop_watches()
+            self._root_id, self._real_root = root_id, real_root
+        if root_id is not None and self.backend == "inotify" and not self._watching:
+            self._start_watches()
+            changed = True
+        return changed
 
-    def _start_observer(self) -> None:
-        if self._observer_started:
+    @property
+    def _watching(self) -> bool:
+        watches = self._watches
+        return watches is not None and watches.alive
+
+    def _start_watches(self) -> None:
+        assert self._real_root is not None
+        if self._watches_started:
             self.stats.observer_restarts += 1
-        self._stop_observer()
-        self._observer_started = True
-        observer = RecordObserver(RECORD_NAME, self._record_event)
-        observer.schedule(_Handler(self), self._root_str, recursive=True, event_filter=_EVENT_FILTER)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
+        self._stop_watches()
+        self._watches_started = True
+        try:
+            watches = JobDirWatches(
+                self._root_str, self._real_root, RECORD_NAME, self._record_event, self._lose_root, self._overflowed
+            )
+        except WatchLimitError as exc:
+            self._watch_error = f"{exc.strerror}: too many inotify instances or watches"
+            return
+        self._watch_error = None
+        watches.start()
+        self._watches = watches
 
-    def _stop_observer(self) -> None:
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            if observer.is_alive() and threading.current_thread() is not observer:
-                observer.join(timeout=2)
+    def _stop_watches(self) -> None:
+        watches, self._watches = self._watches, None
+        self._watch_error = None
+        if watches is not None:
+            watches.close()
+
+    def _lose_root(self) -> None:
+        self._root_lost = True
+        self._kick.set()
+
+    def _overflowed(self) -> None:
+        self.stats.overflows += 1
+        log.warning("inotify queue of %s overflowed: events were lost; rescanning now", self.root)
+        self._kick.set()
+
+    def _report_unwatched(self, now: float) -> None:
+        unwatched = self.unwatched()
+        before, self.stats.unwatched_dirs = self.stats.unwatched_dirs, len(unwatched)
+        if not unwatched:
+            if before:
+                log.warning("every job dir in %s is watched again (%d were not)", self.root, before)
+            self._unwatched_logged_at = None
+            return
+        if self._unwatched_logged_at is None or now - self._unwatched_logged_at >= _UNWATCHED_LOG_INTERVAL:
+            self._unwatched_logged_at = now
+            log.warning("watcher degraded: %s; retrying every %gs", self.degraded_reasons()[0], _RETRY_INTERVAL)
 
     # -- work ----------------------------------------------------------------------------------
     def rescan(self) -> int:
@@ -192,12 +241,14 @@ class Watcher:
         self.stats.rescans += 1
         seen: set[str] = set()
         changed: list[str] = []
+        dirs: list[str] = []
         try:
             entries = list(os.scandir(self.root))
         except OSError:
             entries = []
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
+                dirs.append(entry.name)
                 path = os.path.join(entry.path, RECORD_NAME)
                 try:
                     st = os.stat(path)
@@ -206,31 +257,17 @@ class Watcher:
                 seen.add(path)
                 if not self.ingestor.unchanged(path, st):
                     changed.append(path)
+        if self._watches is not None:
+            self._watches.ensure(dirs)  # a dir whose creation event was lost or refused gets its watch
         changed += [state.path for state in self.ingestor.tracker.jobs() if state.path not in seen]
         self.ingestor.touch_many(changed, force=False)
         return len(seen)
 
     def _record_event(self, path: str) -> None:
-        """A job record was written, moved in or deleted (called on watchdog's inotify reader thread)."""
+        """A job record was written, moved in or deleted, or a job dir came or went (inotify reader thread)."""
         self.stats.events += 1
         try:
             self.ingestor.touch(path)
-        except Exception:  # escaping, it would end the reader thread every watch shares
+        except Exception:  # escaping, it would end the reader thread
             self.stats.handler_errors += 1
             log.exception("error handling an event for %s", path)
-
-    def handle(self, event: FileSystemEvent) -> None:
-        self.stats.events += 1
-        paths = [event.src_path, getattr(event, "dest_path", "")] if event.event_type == "moved" else [event.src_path]
-        for raw in paths:
-            path = os.fsdecode(raw)
-            if not path:
-                continue
-            if event.is_directory:
-                if path == self._root_str:
-                    self._root_lost = event.event_type in ("deleted", "moved")
-                    self._kick.set()
-                elif os.path.dirname(path) == self._root_str:
-                    self.ingestor.touch(os.path.join(path, RECORD_NAME))
-            elif os.path.basename(path) == RECORD_NAME:
-                self.ingestor.touch(path)

@@ -12,7 +12,7 @@ import pytest
 
 from aura_monitor.aura_writer import RUNNING, AuraJob
 from aura_monitor.config import load_settings
-from aura_monitor.record_inotify import RecordWatchGroup, UnpairedMoves
+from aura_monitor.record_inotify import IN_Q_OVERFLOW
 from aura_monitor.sidecar import Sidecar
 from aura_monitor.transitions import Transition, TransitionKind
 from tests.support import wait_for, write_native
@@ -66,15 +66,14 @@ def test_an_atomic_writer_is_seen_through_moved_events(sidecar: Sidecar, jobs_di
     assert sidecar.watcher.stats.events > 0
 
 
-def test_moves_are_never_paired_so_no_event_pays_for_a_queue_scan(sidecar: Sidecar) -> None:
-    # Guards the watchdog internals the watcher relies on (pinned < 8): if a release renames them, the
-    # pairing scans come back silently and only the ingest and SSE benches would notice.
-    observer = sidecar.watcher._observer
-    assert observer is not None
-    (emitter,) = observer.emitters
-    group = emitter._inotify  # type: ignore[attr-defined]
-    assert isinstance(group, RecordWatchGroup)
-    assert isinstance(group._move_event_grouper, UnpairedMoves)
+def test_a_job_dir_renamed_inside_the_jobs_dir_is_heard_under_its_new_name(sidecar: Sidecar, jobs_dir: Path) -> None:
+    write_native(jobs_dir, "before", percent=1.0)
+    wait_for(lambda: percent_of(sidecar, "before") == 1.0, what="job under its first name")
+    (jobs_dir / "before").rename(jobs_dir / "after")
+    wait_for(lambda: sidecar.tracker.get("before") is None, what="the old name dropped")
+    wait_for(lambda: percent_of(sidecar, "after") == 1.0, what="the job under its new name")
+    write_native(jobs_dir, "after", percent=2.0, revision=2)
+    wait_for(lambda: percent_of(sidecar, "after") == 2.0, what="an update in the renamed dir")
 
 
 def test_files_beside_the_record_never_reach_the_handler(sidecar: Sidecar, jobs_dir: Path) -> None:
@@ -190,13 +189,13 @@ def test_a_stall_is_flagged_by_the_timer_thread_without_any_file_event(jobs_dir:
         sc.stop()
 
 
-def test_an_inotify_overflow_reported_by_watchdog_triggers_an_immediate_rescan(
-    sidecar: Sidecar, jobs_dir: Path
-) -> None:
-    import logging
+def test_an_inotify_queue_overflow_triggers_an_immediate_rescan(sidecar: Sidecar, jobs_dir: Path) -> None:
+    import struct
 
     rescans = sidecar.watcher.stats.rescans
-    # watchdog reports a kernel queue overflow only as this log line; nothing else tells us events were lost.
-    logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+    watches = sidecar.watcher._watches
+    assert watches is not None
+    # The record the kernel queues when it drops events (wd -1, IN_Q_OVERFLOW), through the reader's parser.
+    watches._dispatch(struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0))
     wait_for(lambda: sidecar.watcher.stats.rescans > rescans, timeout=5, what="rescan after the overflow")
     assert sidecar.watcher.stats.overflows == 1

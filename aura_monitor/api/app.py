@@ -61,7 +61,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
     def readyz(request: Request) -> JSONResponse:
-        """Readiness: jobs dir present, file watcher and stall timer running."""
+        """Readiness: jobs dir, file watcher and stall timer; degraded (still 200) when some dirs are unwatched."""
         checks: dict[str, Any] = {
             "jobsDir": str(sidecar.jobs_dir),
             "jobsDirExists": sidecar.watcher.root_exists,
@@ -71,7 +71,12 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
             "trackedJobs": len(sidecar.tracker),
         }
         ready = sidecar.ready
-        checks["status"] = "ready" if ready else "not ready"
+        degraded = sidecar.watcher.degraded_reasons() if ready else []
+        checks["unwatchedDirs"] = sidecar.watcher.stats.unwatched_dirs
+        # Degraded stays 200: the rescan still sees every change, so a load balancer must keep the sidecar.
+        checks["status"] = ("degraded" if degraded else "ready") if ready else "not ready"
+        if degraded:
+            checks["reasons"] = degraded
         if not ready:
             reasons = []
             if not checks["jobsDirExists"]:
