@@ -8,7 +8,8 @@ AuraMonitorError
 │   └── RecordUnreadable             the file could not be read or parsed at all
 ├── ControlError                     retry/cancel refused
 │   ├── NotRetryable, NotCancellable
-│   └── BackoffActive                retry asked for too early or too often
+│   ├── BackoffActive                retry asked for too early or too often
+│   └── UnsafePath                   a write would go through a symbolic link
 └── ReporterError (OSError)          the reporter SDK could not write a record
 """
 
@@ -62,6 +63,10 @@ class BackoffActive(ControlError):
         super().__init__(message)
         self.retry_after = retry_after
         self.retries_remaining = retries_remaining
+
+
+class UnsafePath(ControlError):
+    """A dir or file the sidecar would write is a symbolic link (or not a dir): the write is refused."""
 
 
 class ReporterError(AuraMonitorError, OSError):

@@ -17,6 +17,7 @@ from ..exceptions import (
     JobNotFound,
     NotCancellable,
     NotRetryable,
+    UnsafePath,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -99,6 +100,8 @@ def install(app: FastAPI) -> None:
                 retryAfterSeconds=exc.retry_after,
                 retriesRemaining=exc.retries_remaining,
             )
+        if isinstance(exc, UnsafePath):
+            return problem(409, "Refusing to write through a link", str(exc), "unsafe-path", path)
         if isinstance(exc, (NotRetryable, NotCancellable)):
             return problem(409, "Conflict", str(exc), "conflict", path)
         if isinstance(exc, ControlError):

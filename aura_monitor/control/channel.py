@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -10,8 +11,9 @@ from typing import Protocol
 import httpx
 
 from ..clock import Clock
-from ..exceptions import ControlError, JobNotFound, NotCancellable, NotRetryable, ReporterError
-from ..reporter.control import ControlAction, write_request
+from ..exceptions import ControlError, JobNotFound, NotCancellable, NotRetryable
+from ..reporter.control import REQUESTS_DIR, ControlAction, request_body
+from .nofollow import opened_dir, replace_file
 
 
 class ControlUnavailable(ControlError):
@@ -43,11 +45,16 @@ class RequestFileChannel:
         self.clock = clock
 
     def send(self, job_id: str, action: ControlAction) -> Receipt:
+        request_id = uuid.uuid4().hex
+        name = f"{action.value}.json"
+        body = request_body(action, request_id, self.clock.now(), "aura-monitor sidecar")
         try:
-            request = write_request(self.jobs_dir / job_id, action, clock=self.clock, by="aura-monitor sidecar")
-        except (ReporterError, OSError) as exc:
+            # Never through a link: the job dir and its requests dir are opened without following one.
+            with opened_dir(self.jobs_dir, [(job_id, False), (REQUESTS_DIR, True)]) as folder:
+                replace_file(folder, name, body, self.jobs_dir / job_id / REQUESTS_DIR / name)
+        except OSError as exc:
             raise ControlUnavailable(f"cannot write the {action.value} request for job {job_id}: {exc}") from None
-        return Receipt(self.name, request.request_id, f"wrote {request.path}")
+        return Receipt(self.name, request_id, f"wrote {self.jobs_dir / job_id / REQUESTS_DIR / name}")
 
 
 def _upstream_detail(response: httpx.Response) -> str:

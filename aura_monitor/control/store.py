@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import UnsafePath
 from ..records.timestamps import format_iso, parse_iso
-from ..reporter.atomic import write_atomically
 from .channel import ControlUnavailable
+from .nofollow import open_file, opened_dir, replace_file
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +74,30 @@ class RetryStore:
         return self.jobs_dir / job_id / "monitor" / "retries.json"
 
     @contextmanager
+    def _folder(self, job_id: str, *, create: bool = True) -> Iterator[int]:
+        """The history's dir, opened without following a link at any level below the jobs or state dir."""
+        if self.state_dir is not None:
+            if create:
+                self.state_dir.mkdir(parents=True, exist_ok=True)  # the operator's dir: may be a link
+            with opened_dir(self.state_dir, [(job_id, create)]) as fd:
+                yield fd
+        else:
+            # Under the jobs dir, never recreate a job dir that is gone.
+            with opened_dir(self.jobs_dir, [(job_id, False), ("monitor", create)]) as fd:
+                yield fd
+
+    @contextmanager
     def locked(self, job_id: str) -> Iterator[None]:
         """Hold the job's retry lock across processes (two sidecars on one jobs dir accept one retry).
 
         An flock on `retries.lock` beside the history: released by the kernel if the holder dies.
         """
-        folder = self.path_of(job_id).parent
+        shown = self.path_of(job_id).with_name("retries.lock")
         try:
-            # Under the jobs dir, never recreate a job dir that is gone.
-            folder.mkdir(parents=self.state_dir is not None, exist_ok=True)
-            fd = os.open(folder / "retries.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            with self._folder(job_id) as folder:
+                fd = open_file(folder, "retries.lock", shown, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
-            raise ControlUnavailable(f"cannot lock the retry history of job {job_id} in {folder}: {exc}") from None
+            raise ControlUnavailable(f"cannot lock the retry history of job {job_id} at {shown}: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -92,11 +105,17 @@ class RetryStore:
             os.close(fd)  # releases the lock
 
     def load(self, job_id: str) -> list[RetryEntry]:
-        """The job's accepted retries, oldest first; none when the file is absent."""
+        """The job's accepted retries, oldest first; none when the file is absent (or a link: save refuses)."""
         path = self.path_of(job_id)
         try:
-            raw = json.loads(path.read_bytes())
+            with self._folder(job_id, create=False) as folder:
+                fd = open_file(folder, "retries.json", path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as fh:
+                raw = json.loads(fh.read(1024 * 1024))
         except FileNotFoundError:
+            return []
+        except UnsafePath as exc:
+            log.warning("%s; treating the retry history as empty", exc)
             return []
         except (OSError, ValueError) as exc:
             # Written atomically by us, so this is outside interference: say so, do not guess.
@@ -107,8 +126,9 @@ class RetryStore:
         return sorted(entries, key=lambda e: e.at)
 
     def save(self, job_id: str, entries: list[RetryEntry]) -> None:
-        """Persist the job's accepted retries atomically (raises ReporterError when the disk refuses)."""
-        path = self.path_of(job_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Persist the job's accepted retries atomically (OSError when the disk refuses, UnsafePath on a link)."""
         body = {"schema": SCHEMA, "jobId": job_id, "retries": [e.to_json() for e in entries[-KEPT:]]}
-        write_atomically(path, json.dumps(body, indent=2).encode(), durable=True)
+        with self._folder(job_id) as folder:
+            replace_file(
+                folder, "retries.json", json.dumps(body, indent=2).encode(), self.path_of(job_id), durable=True
+            )

@@ -44,14 +44,20 @@ def request_path(job_dir: Path, action: ControlAction) -> Path:
     return job_dir / REQUESTS_DIR / f"{action.value}.json"
 
 
+def request_body(action: ControlAction, request_id: str, now: float, by: str) -> bytes:
+    """The bytes of a request file (docs/job-record.md), as every writer of one writes them."""
+    return json.dumps(
+        {"action": action.value, "requestId": request_id, "requestedAt": format_iso(now), "by": by}
+    ).encode()
+
+
 def write_request(job_dir: Path, action: ControlAction, *, clock: Clock, by: str = "aura-monitor") -> ControlRequest:
-    """Ask for `action` on the job in `job_dir`, atomically, as the sidecar does."""
+    """Ask for `action` on the job in `job_dir`, atomically (the pipeline's own writer; the sidecar's refuses links)."""
     path = request_path(job_dir, action)
     path.parent.mkdir(exist_ok=True)
     now = clock.now()
     request_id = uuid.uuid4().hex
-    body = {"action": action.value, "requestId": request_id, "requestedAt": format_iso(now), "by": by}
-    write_atomically(path, json.dumps(body).encode())
+    write_atomically(path, request_body(action, request_id, now, by))
     return ControlRequest(action=action, path=path, request_id=request_id, requested_at=now, by=by)
 
 
