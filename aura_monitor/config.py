@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     disk_floor_mb: float = Field(500.0, ge=0, description="free space below which disk_full is reported")
     rediagnose_interval: float = Field(15.0, gt=0, description="seconds between diagnoses of a stalled job")
     heartbeat_interval: float = Field(10.0, gt=0, description="seconds between SSE heartbeat events")
+    node: str = Field(
+        default_factory=socket.gethostname, description="this render node's name in metrics and alerts (host name)"
+    )
+    runbook_url: str | None = Field(
+        None,
+        description="base URL of the alert runbooks; alerts link <base>#<alert name> (default <external url>/runbooks)",
+    )
     token: str | None = Field(None, description="bearer token required by retry and cancel")
     upstream: str | None = Field(None, description="Aura API to forward retry/cancel to, e.g. http://127.0.0.1:5005")
     upstream_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for the upstream Aura API")
@@ -136,7 +143,10 @@ class Settings(BaseSettings):
         None, ge=1, le=1_000_000, description="concurrent SSE streams (default: the open-file limit minus a reserve)"
     )
     snapshot_finished: int = Field(
-        200, ge=0, le=1_000_000, description="finished jobs in /api/events' connected snapshot (?snapshot=all: every job)"
+        200,
+        ge=0,
+        le=1_000_000,
+        description="finished jobs in /api/events' connected snapshot (?snapshot=all: every job)",
     )
 
     @field_validator("stage_thresholds")
@@ -183,6 +193,11 @@ class Settings(BaseSettings):
             return self.external_url.rstrip("/")
         host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def resolved_runbook_url(self) -> str:
+        """--runbook-url, else the runbooks this sidecar serves itself (<external url>/runbooks)."""
+        return (self.runbook_url or f"{self.resolved_external_url}/runbooks").rstrip("/")
 
 
 def load_settings(**flags: Any) -> Settings:

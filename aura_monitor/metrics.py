@@ -97,6 +97,7 @@ class SnapshotCollector(Collector):
         watcher: WatcherStats,
         watcher_up: Callable[[], bool],
         sse_clients: Callable[[], dict[str, int]] | None = None,
+        info: dict[str, str] | None = None,
     ) -> None:
         self.tracker = tracker
         self.thresholds = thresholds
@@ -104,11 +105,21 @@ class SnapshotCollector(Collector):
         self.watcher = watcher
         self.watcher_up = watcher_up
         self.sse_clients = sse_clients
+        self.info = info
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # collected lazily: describing would scan every job at registration
 
     def collect(self) -> Iterator[Metric]:
+        if self.info is not None:
+            # Alert and dashboard links join this on `instance`: the scrape address is not a URL users reach.
+            info = GaugeMetricFamily(
+                "aura_sidecar_info",
+                "1; node name, external URL (links), runbook base URL and version of this sidecar",
+                labels=list(self.info),
+            )
+            info.add_metric(list(self.info.values()), 1)
+            yield info
         counts: Counter[str] = Counter()
         unreadable = 0
         states = self.tracker.jobs()
@@ -178,7 +189,8 @@ def _counter(name: str, documentation: str, value: float) -> Metric:
 # which is 400 ms for 10,000 active-job samples. Labels need no escaping: job ids are validated on
 # ingest ([A-Za-z0-9._-]) and stage and reason are bounded keys.
 _JOB_FAMILIES = (
-    ("aura_job_stalled", "1 for each currently stalled job; reason is the diagnosis verdict"),
+    ("aura_job_stalled", "1 for each currently stalled job (its labels stay the same while the stall lasts)"),
+    ("aura_job_stall_reason", "1 for each diagnosed stalled job; reason is the diagnosis verdict (join on job_id)"),
     ("aura_job_last_progress_timestamp_seconds", "When an active job last progressed (unix time)"),
     ("aura_job_seconds_since_progress", "Seconds since an active job last progressed"),
     ("aura_job_percent", "Overall percent of an active job"),
@@ -189,6 +201,7 @@ _JOB_FAMILIES = (
 def render_job_series(tracker: Tracker, now: float) -> str:
     """Exposition text of the per-job gauges, for non-terminal jobs only."""
     stalled: list[str] = []
+    reasons: list[str] = []
     last: list[str] = []
     since: list[str] = []
     percent: list[str] = []
@@ -199,9 +212,11 @@ def render_job_series(tracker: Tracker, now: float) -> str:
             continue
         job, stage = state.id, stage_key(record.stage)
         if state.stalled:
-            stalled.append(
-                f'aura_job_stalled{{job_id="{job}",stage="{stage}",reason="{state.verdict or "no_progress"}"}} 1'
-            )
+            # The verdict is a series of its own: as a label here, each refinement would end one alert
+            # identity and start another. Before the first diagnosis there is no verdict to publish.
+            stalled.append(f'aura_job_stalled{{job_id="{job}",stage="{stage}"}} 1')
+            if state.diagnosed and state.verdict:
+                reasons.append(f'aura_job_stall_reason{{job_id="{job}",reason="{state.verdict}"}} 1')
         if state.last_progress_at is not None:
             last.append(
                 f'aura_job_last_progress_timestamp_seconds{{job_id="{job}",stage="{stage}"}} {state.last_progress_at!r}'
@@ -214,7 +229,9 @@ def render_job_series(tracker: Tracker, now: float) -> str:
                 f'aura_job_threshold_seconds{{job_id="{job}",kind="{state.threshold_kind.value}"}} {state.threshold!r}'
             )
     out: list[str] = []
-    for (name, help_text), samples in zip(_JOB_FAMILIES, (stalled, last, since, percent, threshold), strict=True):
+    for (name, help_text), samples in zip(
+        _JOB_FAMILIES, (stalled, reasons, last, since, percent, threshold), strict=True
+    ):
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
         if samples:
             out.append("\n".join(samples))

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, generate_latest
 
+from . import __version__
 from .clock import Clock, SystemClock
 from .config import Settings
 from .control import ControlService
@@ -83,6 +84,12 @@ class Sidecar:
             self.watcher.stats,
             lambda: self.watcher.ready,
             sse_clients=self.events.counts,
+            info={
+                "node": settings.node,
+                "external_url": settings.resolved_external_url,
+                "runbook_url": settings.resolved_runbook_url,
+                "version": __version__,
+            },
         )
         self.registry.register(self.collector)
         self._started = False

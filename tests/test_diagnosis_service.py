@@ -25,7 +25,9 @@ def client(jobs_dir: Path) -> Iterator[TestClient]:
         yield c
 
 
-def test_a_stall_is_diagnosed_and_the_verdict_becomes_the_metric_reason(client: TestClient, jobs_dir: Path) -> None:
+def test_a_stall_is_diagnosed_and_the_verdict_becomes_the_stall_reason_series(
+    client: TestClient, jobs_dir: Path
+) -> None:
     write_native(
         jobs_dir, "tts-429", stage="TTS", percent=30.0, lastProgressAt=net_time(time.time()), logs=PROVIDER_LOGS
     )
@@ -35,7 +37,8 @@ def test_a_stall_is_diagnosed_and_the_verdict_becomes_the_metric_reason(client: 
         what="verdict refined by the diagnosis",
     )
     metrics = client.get("/metrics").text
-    assert sample(metrics, "aura_job_stalled", job_id="tts-429", stage="tts", reason="upstream_errors") == 1
+    assert sample(metrics, "aura_job_stalled", job_id="tts-429", stage="tts") == 1
+    assert sample(metrics, "aura_job_stall_reason", job_id="tts-429", reason="upstream_errors") == 1
     assert sample(metrics, "aura_job_verdicts_total", verdict="upstream_errors") == 1
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from aura_monitor import __version__
 from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
 from aura_monitor.model import JobStatus
 from aura_monitor.sidecar import Sidecar
-from tests.support import sample
+from tests.support import sample, scraped
 from tests.test_tracker import record
 
 
@@ -19,7 +21,9 @@ def sidecar_at(tmp_path: Path, clock: FakeClock) -> tuple[Sidecar, CollectorRegi
     return Sidecar(load_settings(jobs_dir=tmp_path), clock=clock, registry=registry), registry
 
 
-def test_jobs_by_status_and_the_stalled_gauge_carry_the_verdict(tmp_path: Path, clock: FakeClock) -> None:
+def test_the_stalled_gauge_keeps_its_labels_while_the_verdict_series_beside_it_changes(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     sc, registry = sidecar_at(tmp_path, clock)
     sc.tracker.apply("/j/a/job.json", record(id="a", last_progress_at=clock.now()), clock.now())
     sc.tracker.apply("/j/b/job.json", record(id="b", status=JobStatus.COMPLETED, percent=100.0), clock.now())
@@ -27,14 +31,58 @@ def test_jobs_by_status_and_the_stalled_gauge_carry_the_verdict(tmp_path: Path, 
     assert registry.get_sample_value("aura_jobs", {"status": "running"}) == 1
     assert registry.get_sample_value("aura_jobs", {"status": "completed"}) == 1
     assert registry.get_sample_value("aura_jobs", {"status": "failed"}) == 0
-    labels = {"job_id": "a", "stage": "tts", "reason": "no_progress"}
-    assert sample(sc.exposition().decode(), "aura_job_stalled", **labels) == 1
+    text = sc.exposition().decode()
+    assert sample(text, "aura_job_stalled", job_id="a", stage="tts") == 1
+    # Stalled but not diagnosed yet: no verdict is published, not even the placeholder no_progress.
+    assert "aura_job_stall_reason{" not in text
+    sc.tracker.set_verdict("a", "no_progress", "nothing specific found", clock.now())
+    assert sample(sc.exposition().decode(), "aura_job_stall_reason", job_id="a", reason="no_progress") == 1
     sc.tracker.set_verdict("a", "process_hung", "ffmpeg stopped", clock.now())
     text = sc.exposition().decode()
-    assert sample(text, "aura_job_stalled", **{**labels, "reason": "process_hung"}) == 1
-    assert sample(text, "aura_job_stalled", **labels) is None
+    assert sample(text, "aura_job_stalled", job_id="a", stage="tts") == 1
+    assert sample(text, "aura_job_stall_reason", job_id="a", reason="process_hung") == 1
+    assert sample(text, "aura_job_stall_reason", job_id="a", reason="no_progress") is None
     assert registry.get_sample_value("aura_job_stalls_total", {"stage": "tts"}) == 1
     assert registry.get_sample_value("aura_job_verdicts_total", {"verdict": "process_hung"}) == 1
+
+
+def test_a_recovered_job_loses_its_verdict_and_a_new_stall_waits_for_a_new_diagnosis(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    sc, _ = sidecar_at(tmp_path, clock)
+    sc.tracker.apply("/j/a/job.json", record(id="a", last_progress_at=clock.now()), clock.now())
+    sc.tracker.tick(clock.advance(46))
+    sc.tracker.set_verdict("a", "process_hung", "ffmpeg stopped", clock.now())
+    sc.tracker.apply("/j/a/job.json", record(id="a", percent=40.0, last_progress_at=clock.now()), clock.now())
+    text = sc.exposition().decode()
+    assert "aura_job_stalled{" not in text and "aura_job_stall_reason{" not in text
+    sc.tracker.tick(clock.advance(46))
+    text = sc.exposition().decode()
+    assert sample(text, "aura_job_stalled", job_id="a", stage="tts") == 1
+    assert "aura_job_stall_reason{" not in text
+
+
+def test_the_sidecar_info_names_the_node_and_the_urls_links_are_built_from(tmp_path: Path, clock: FakeClock) -> None:
+    settings = load_settings(jobs_dir=tmp_path, node="render-7", external_url="https://render-7.example.com/aura/")
+    sc = Sidecar(settings, clock=clock, registry=CollectorRegistry())
+    text = sc.exposition().decode()
+    assert (
+        sample(
+            text,
+            "aura_sidecar_info",
+            node="render-7",
+            external_url="https://render-7.example.com/aura",
+            runbook_url="https://render-7.example.com/aura/runbooks",
+            version=__version__,
+        )
+        == 1
+    )
+    wiki = load_settings(jobs_dir=tmp_path, runbook_url="https://wiki.example.com/aura/", port=9999)
+    text = Sidecar(wiki, clock=clock, registry=CollectorRegistry()).exposition().decode()
+    [labels] = [dict(key) for name, key in scraped(text) if name == "aura_sidecar_info"]
+    assert labels["runbook_url"] == "https://wiki.example.com/aura"
+    assert labels["external_url"] == "http://127.0.0.1:9999"
+    assert labels["node"] == socket.gethostname()
 
 
 def test_per_job_series_exist_only_for_active_jobs(tmp_path: Path, clock: FakeClock) -> None:

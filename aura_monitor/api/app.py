@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from .. import __version__
 from ..events import watch_server_exit
 from ..sidecar import Sidecar
-from . import board, control, events, jobs, problems
+from . import board, control, events, jobs, problems, runbooks
 from .guard import BrowserGuard
 from .limits import StreamCap, bound_loop_errors
 
@@ -53,6 +53,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(events.router)
     app.include_router(control.router)
     app.include_router(board.router)
+    app.include_router(runbooks.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
