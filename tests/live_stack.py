@@ -220,7 +220,11 @@ def write_prometheus_config(
 
 
 def write_alertmanager_config(path: Path, webhook_url: str) -> dict[str, Any]:
-    """alerts/alertmanager.yml with its receivers pointed at `webhook_url`/<receiver> and 1 s timers."""
+    """alerts/alertmanager.yml with its receivers pointed at `webhook_url`/<receiver> and 1 s timers.
+
+    Groups are also repeated every 2 s: Alertmanager notifies again only on a new, resolved or repeated
+    alert, so this is how a test sees an alert's updated annotations arrive at the receiver.
+    """
     config: dict[str, Any] = yaml.safe_load((ALERTS_DIR / "alertmanager.yml").read_text())
     for receiver in config["receivers"]:
         for webhook in receiver.get("webhook_configs", []):
@@ -230,10 +234,13 @@ def write_alertmanager_config(path: Path, webhook_url: str) -> dict[str, Any]:
         for key in ("group_wait", "group_interval"):
             if key in route:
                 route[key] = "1s"
+        if "repeat_interval" in route:
+            route["repeat_interval"] = "2s"
         for child in route.get("routes", []):
             hurry(child)
 
     config["route"]["group_wait"] = config["route"]["group_interval"] = "1s"
+    config["route"]["repeat_interval"] = "2s"
     hurry(config["route"])
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return config

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import yaml
 
+from aura_monitor.api import runbooks
 from tests.live_stack import (
     ALERTS_DIR,
     ROOT,
@@ -16,6 +16,8 @@ from tests.live_stack import (
     require_binary,
     rules,
 )
+
+RUNBOOKS = ROOT / "aura_monitor" / "api" / "runbooks.md"
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -48,23 +50,42 @@ def test_every_alert_fires_in_some_promtool_test() -> None:
     assert alerts - fired == set(), "alerts without a firing promtool test"
 
 
-def test_every_alert_has_a_severity_a_summary_and_a_runbook_section() -> None:
-    operations = (ROOT / "docs" / "operations.md").read_text()
-    anchors = {
-        re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
-        for heading in re.findall(r"^#+ (.+)$", operations, flags=re.MULTILINE)
-    }
+def test_every_alert_has_a_severity_a_summary_and_an_absolute_runbook_url_with_a_section() -> None:
+    sections = set(runbooks.anchors(RUNBOOKS.read_text()))
     for rule in (r for r in rules() if r.is_alert):
         assert "severity" in rule.labels, rule.name
         assert rule.annotations.get("summary"), rule.name
-        runbook = rule.annotations.get("runbook", "")
-        assert runbook.startswith("docs/operations.md#"), rule.name
-        assert runbook.split("#", 1)[1] in anchors, f"{rule.name}: no section {runbook} in docs/operations.md"
+        runbook = rule.annotations.get("runbook_url", "")
+        # The base comes from the sidecar's aura_sidecar_info; the fallback is an absolute URL too.
+        assert 'label "runbook_url"' in runbook and "aura_sidecar_info" in runbook, rule.name
+        assert "{{ else }}http://" in runbook, rule.name
+        anchor = runbook.rsplit("#", 1)[1]
+        assert anchor == rule.name.lower(), rule.name
+        assert anchor in sections, f"{rule.name}: no section #{anchor} in {RUNBOOKS}"
+        assert "runbook" not in rule.annotations, f"{rule.name}: the repo-path `runbook` annotation is gone"
 
 
-def test_the_stall_alert_links_to_the_sidecars_explain_route_and_carries_the_threshold() -> None:
+def test_every_link_in_an_alert_goes_through_the_sidecars_external_url() -> None:
+    for rule in (r for r in rules() if r.is_alert):
+        for name, text in rule.annotations.items():
+            if name.endswith("_url") and name != "runbook_url":
+                assert 'label "external_url"' in text, (rule.name, name)
+                # The scrape address only as the fallback for a sidecar without aura_sidecar_info.
+                assert text.count("$labels.instance") == 2, (rule.name, name)
+
+
+def test_the_stall_alert_is_identified_by_job_and_stage_and_never_by_the_verdict() -> None:
+    record = next(rule for rule in rules() if rule.name == "aura:job_stall:seconds_since_progress")
     stalled = next(rule for rule in rules() if rule.name == "AuraJobStalled")
-    assert stalled.annotations["explain_url"] == "http://{{ $labels.instance }}/api/jobs/{{ $labels.job_id }}/explain"
+    # No verdict placeholder in the recorded series, no label carrying the verdict into the alert.
+    assert "no_progress" not in record.expr
+    assert "label_replace" not in record.expr and "group_left (reason)" not in record.expr
+    assert "reason" not in stalled.labels and "$labels.reason" not in str(stalled.labels)
+    assert stalled.labels["severity"] == "critical"
+    assert "$labels.reason" not in str(stalled.annotations)
+    # The verdict comes from the info-style series, read at alert time.
+    assert "aura_job_stall_reason" in stalled.expr
+    assert "aura_job_stall_reason" in stalled.annotations["reason"]
     assert "aura_job_threshold_seconds" in stalled.annotations["threshold_seconds"]
     assert "$externalURL" not in str(stalled.annotations)
 
@@ -85,5 +106,5 @@ def test_alertmanager_example_pages_critical_alerts_and_chats_warnings() -> None
         return result.stdout.strip()
 
     assert receiver("alertname=AuraJobStalled", "severity=critical", "job_id=j1") == "pager"
-    assert receiver("alertname=AuraJobStalled", "severity=warning", "job_id=j1") == "chat"
+    assert receiver("alertname=AuraJobQueuedTooLong", "severity=warning", "job_id=j1") == "chat"
     assert receiver("alertname=AuraSidecarDown", "severity=critical") == "pager"
