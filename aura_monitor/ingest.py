@@ -116,6 +116,16 @@ class Ingestor:
         """Block until nothing is queued for reading (retries may still be pending)."""
         return self._idle.wait(timeout)
 
+    def catch_up(self, timeout: float) -> bool:
+        """Re-read every known job file that changed (one stat each) and wait until that is done.
+
+        Called by the stall timer after a pause: the watcher's own events for those writes may still be
+        queued in the kernel, and judging before they are read would call every healthy job stalled.
+        """
+        paths = [state.path for state in self.tracker.jobs()]
+        self.touch_many(paths, force=False)
+        return self.wait_idle(timeout)
+
     # -- the worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         while True:

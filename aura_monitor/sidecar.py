@@ -44,7 +44,9 @@ class Sidecar:
         self.registry = registry or CollectorRegistry()
         self.thresholds = Thresholds.from_settings(settings)
         self.jobs_dir = settings.jobs_dir.absolute()
-        self.tracker = Tracker(self.thresholds, unreadable_grace=settings.unreadable_grace)
+        self.tracker = Tracker(
+            self.thresholds, unreadable_grace=settings.unreadable_grace, monotonic=self.clock.monotonic
+        )
         self.transition_metrics = TransitionMetrics(self.registry)
         self.ingestor = Ingestor(self.jobs_dir, self.tracker, self.clock, self.transition_metrics.lag.observe)
         self.watcher = Watcher(
@@ -54,7 +56,7 @@ class Sidecar:
             rescan_interval=settings.rescan_interval,
             poll_interval=settings.poll_interval,
         )
-        self.stall_timer = StallTimer(self.tracker, self.clock)
+        self.stall_timer = StallTimer(self.tracker, self.clock, catch_up=self.ingestor.catch_up)
         self.tracker.subscribe(self._count)
         # The OTEL_* variables decide the exporter; an injected provider (tests) belongs to its caller.
         self._owns_tracer_provider = tracer_provider is None

@@ -48,10 +48,20 @@ class JobState:
     last_parse_error: str | None = None
     unreadable_since: float | None = None
     unreadable_reported: bool = False
+    # The same instants on the monotonic clock, which alone times stalls (None: the tracker has no
+    # monotonic clock and times them on the wall clock, as unit tests that pass times by hand do).
+    progress_mono: float | None = None
+    stalled_mono: float | None = None
+    unreadable_mono: float | None = None
+    monotonic: Callable[[], float] | None = None
     samples: deque[ProgressPoint] = field(default_factory=lambda: deque(maxlen=SAMPLES))
     transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT))
 
     def seconds_since_progress(self, now: float) -> float | None:
+        """Seconds without progress: monotonic when the tracker has that clock (a wall-clock step changes
+        nothing), else `now` minus the wall-clock stamp."""
+        if self.monotonic is not None and self.progress_mono is not None:
+            return max(0.0, self.monotonic() - self.progress_mono)
         return None if self.last_progress_at is None else max(0.0, now - self.last_progress_at)
 
 
@@ -63,9 +73,17 @@ def default_verdict(status: JobStatus) -> str:
 class Tracker:
     """Thread-safe job table. Writers: the ingest thread and the stall timer; readers: everything else."""
 
-    def __init__(self, thresholds: Thresholds, unreadable_grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        unreadable_grace: float = 10.0,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        """`monotonic` times every deadline (the sidecar passes its clock's); without it the `at` and `now`
+        passed in are used, so tests can drive the tracker by hand."""
         self.thresholds = thresholds
         self.unreadable_grace = unreadable_grace
+        self._monotonic = monotonic
         self.lock = threading.RLock()
         self._jobs: dict[str, JobState] = {}
         self._stalls = DeadlineHeap()
@@ -96,7 +114,12 @@ class Tracker:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def mono(self, at: float) -> float:
+        """The monotonic instant matching wall-clock `at` (just observed), the instant deadlines are on."""
+        return self._monotonic() if self._monotonic is not None else at
+
     def next_deadline(self) -> float | None:
+        """The earliest pending deadline, on the monotonic clock (see mono())."""
         with self.lock:
             deadlines = [d for d in (self._stalls.next_deadline(), self._unreadable.next_deadline()) if d]
             return min(deadlines, default=None)
@@ -105,22 +128,23 @@ class Tracker:
     def apply(self, path: str, record: JobRecord, at: float, mtime: float | None = None) -> list[Transition]:
         """Take a freshly parsed record of the job at `path`, observed at `at`."""
         with self.lock:
+            m = self.mono(at)
             state = self._jobs.get(record.id)
             out: list[Transition] = []
             if state is None:
-                state = JobState(id=record.id, path=path, first_seen=at)
+                state = JobState(id=record.id, path=path, first_seen=at, monotonic=self._monotonic)
                 self._jobs[record.id] = state
             state.path, state.file_mtime = path, mtime
             if state.unreadable_since is not None:
                 if state.unreadable_reported:
                     out.append(self._make(state, TransitionKind.READABLE, None, None, "record parses again", at))
-                state.unreadable_since, state.unreadable_reported = None, False
+                state.unreadable_since, state.unreadable_mono, state.unreadable_reported = None, None, False
                 self._unreadable.disarm(state.id)
             if state.record is None:
-                self._discover(state, record, at, mtime, out)
+                self._discover(state, record, at, m, mtime, out)
             else:
-                self._update(state, record, at, out)
-            self._rearm(state, at, out)
+                self._update(state, record, at, m, out)
+            self._rearm(state, at, m, out)
             return self._emit(out)
 
     def record_failure(self, job_id: str, path: str, error: str, at: float) -> list[Transition]:
@@ -128,14 +152,15 @@ class Tracker:
         with self.lock:
             state = self._jobs.get(job_id)
             if state is None:
-                state = JobState(id=job_id, path=path, first_seen=at)
+                state = JobState(id=job_id, path=path, first_seen=at, monotonic=self._monotonic)
                 self._jobs[job_id] = state
             state.parse_failures += 1
             state.last_parse_error = error
             if state.unreadable_since is None:
-                state.unreadable_since = at
-                self._unreadable.arm(job_id, at + self.unreadable_grace)
-                self._deadline_armed(at + self.unreadable_grace)
+                m = self.mono(at)
+                state.unreadable_since, state.unreadable_mono = at, m
+                self._unreadable.arm(job_id, m + self.unreadable_grace)
+                self._deadline_armed(m + self.unreadable_grace)
             return []
 
     def remove(self, job_id: str, at: float) -> list[Transition]:
@@ -160,26 +185,28 @@ class Tracker:
             return self._emit(out)
 
     def tick(self, now: float) -> list[Transition]:
-        """Flag every job whose stall or unreadable deadline passed before `now`."""
+        """Flag every job whose stall or unreadable deadline passed (on the monotonic clock); `now` is the
+        wall-clock time the transitions carry."""
         with self.lock:
+            m = self.mono(now)
             out: list[Transition] = []
-            for job_id in self._stalls.pop_due(now):
+            for job_id in self._stalls.pop_due(m):
                 state = self._jobs.get(job_id)
-                if state is None or state.record is None or state.stalled or state.last_progress_at is None:
+                if state is None or state.record is None or state.stalled or state.progress_mono is None:
                     continue
-                self._mark_stalled(state, now, out)
-            for job_id in self._unreadable.pop_due(now):
+                self._mark_stalled(state, now, m, out)
+            for job_id in self._unreadable.pop_due(m):
                 state = self._jobs.get(job_id)
-                if state is None or state.unreadable_since is None:
+                if state is None or state.unreadable_mono is None:
                     continue
                 state.unreadable_reported = True
-                reason = f"job.json unreadable for {now - state.unreadable_since:.0f} s: {state.last_parse_error}"
+                reason = f"job.json unreadable for {m - state.unreadable_mono:.0f} s: {state.last_parse_error}"
                 out.append(self._make(state, TransitionKind.UNREADABLE, None, None, reason, now))
             return self._emit(out)
 
     # -- internals -----------------------------------------------------------------------------
     def _discover(
-        self, state: JobState, record: JobRecord, at: float, mtime: float | None, out: list[Transition]
+        self, state: JobState, record: JobRecord, at: float, m: float, mtime: float | None, out: list[Transition]
     ) -> None:
         state.record = record
         known = record.last_progress_at
@@ -188,6 +215,8 @@ class Tracker:
         candidates = [t for t in (known, mtime) if t is not None]
         # The record's own stamp is best; never trust one from the future (clock skew, bad writer).
         state.last_progress_at = min(known if known is not None else min(candidates, default=at), at)
+        # Carried onto the monotonic clock by its age now: the only moment the two clocks are compared.
+        state.progress_mono = m - (at - state.last_progress_at)
         state.last_change_at = at
         state.status_since = state.stage_since = state.last_progress_at
         state.samples.extend(record.history)
@@ -197,7 +226,7 @@ class Tracker:
         if record.inconsistencies:
             out.append(self._inconsistent(state, record, at))
 
-    def _update(self, state: JobState, record: JobRecord, at: float, out: list[Transition]) -> None:
+    def _update(self, state: JobState, record: JobRecord, at: float, m: float, out: list[Transition]) -> None:
         old = state.record
         assert old is not None
         state.record = record
@@ -244,17 +273,17 @@ class Tracker:
             )
             progressed = True
         if progressed:
-            state.last_progress_at = at
+            state.last_progress_at, state.progress_mono = at, m
             state.samples.append(ProgressPoint(at, record.percent, record.stage))
         if record.inconsistencies and record.inconsistencies != old.inconsistencies:
             out.append(self._inconsistent(state, record, at))
 
-    def _rearm(self, state: JobState, at: float, out: list[Transition]) -> None:
+    def _rearm(self, state: JobState, at: float, m: float, out: list[Transition]) -> None:
         record = state.record
-        assert record is not None and state.last_progress_at is not None
+        assert record is not None and state.progress_mono is not None
         picked = self.thresholds.for_job(record.status, record.stage, record.percent)
         state.threshold, state.threshold_kind = picked if picked else (None, None)
-        progressed_since_stall = state.stalled_since is not None and state.last_progress_at > state.stalled_since
+        progressed_since_stall = state.stalled_mono is not None and state.progress_mono > state.stalled_mono
         if state.stalled and (picked is None or progressed_since_stall):
             reason = "job reached a terminal state" if record.status.terminal else "progress resumed"
             out.append(
@@ -265,33 +294,34 @@ class Tracker:
                     None,
                     reason,
                     at,
-                    at - (state.stalled_since or at),
+                    m - (state.stalled_mono if state.stalled_mono is not None else m),
                 )
             )
             state.stalled, state.stalled_since, state.verdict, state.diagnosed = False, None, None, False
+            state.stalled_mono = None
         if picked is None:
             self._stalls.disarm(state.id)
         elif not state.stalled:
-            deadline = stalls_after(state.last_progress_at, picked[0])
-            if at > deadline:
-                self._mark_stalled(state, at, out)
+            deadline = stalls_after(state.progress_mono, picked[0])
+            if m > deadline:
+                self._mark_stalled(state, at, m, out)
             else:
                 self._stalls.arm(state.id, deadline)
                 self._deadline_armed(deadline)
 
-    def _mark_stalled(self, state: JobState, now: float, out: list[Transition]) -> None:
+    def _mark_stalled(self, state: JobState, now: float, m: float, out: list[Transition]) -> None:
         record = state.record
-        assert record is not None and state.last_progress_at is not None and state.threshold is not None
+        assert record is not None and state.progress_mono is not None and state.threshold is not None
+        quiet = m - state.progress_mono
         state.stalled = True
-        state.stalled_since = stalls_after(state.last_progress_at, state.threshold)
+        state.stalled_mono = stalls_after(state.progress_mono, state.threshold)
+        state.stalled_since = now - (m - state.stalled_mono)  # shown on the wall clock as it reads now
         state.verdict = default_verdict(record.status)
         reason = (
-            f"no progress for {now - state.last_progress_at:.1f} s in stage {record.stage or '?'} at "
+            f"no progress for {quiet:.1f} s in stage {record.stage or '?'} at "
             f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'})"
         )
-        out.append(
-            self._make(state, TransitionKind.STALLED, None, state.verdict, reason, now, now - state.last_progress_at)
-        )
+        out.append(self._make(state, TransitionKind.STALLED, None, state.verdict, reason, now, quiet))
 
     def _inconsistent(self, state: JobState, record: JobRecord, at: float) -> Transition:
         return self._make(state, TransitionKind.INCONSISTENT, None, None, "; ".join(record.inconsistencies), at)
