@@ -209,5 +209,8 @@ def test_links_to_a_sidecar_open_its_external_url_never_its_scrape_address() -> 
             assert url.startswith(("${__data.fields.external_url}", "${external_url}")), (name, url)
     fleet_table = next(p for p in panels(dashboards()["fleet.json"]) if p["type"] == "table")
     assert "group_left (external_url) aura_sidecar_info" in fleet_table["targets"][0]["expr"]
+    # Moving between the dashboards keeps the chosen Prometheus.
+    drill_down = re.findall(r'"url": "(/d/aura-job/[^"]*)"', (DASHBOARDS_DIR / "fleet.json").read_text())
+    assert drill_down and all("var-datasource=${datasource}" in url for url in drill_down)
     job_variables = {v["name"]: v for v in dashboards()["job.json"]["templating"]["list"]}
     assert "aura_sidecar_info" in job_variables["external_url"]["query"]["query"]
