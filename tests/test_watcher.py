@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -166,11 +167,21 @@ def test_the_polling_backend_sees_changes_without_inotify(jobs_dir: Path) -> Non
 def test_garbage_keeps_the_last_good_state_and_is_counted(sidecar: Sidecar, jobs_dir: Path) -> None:
     path = write_native(jobs_dir, "flaky", percent=42.0)
     wait_for(lambda: percent_of(sidecar, "flaky") == 42.0, what="good state")
-    path.write_text('{"schema": "aura-monitor/job@1", "id": "flaky", "percent": 9')
-    wait_for(lambda: sidecar.ingestor.stats.parse_failures > 0, what="a counted failure")
+    # Garbage arrives atomically: this test is about bad JSON, not about in-place rewrites (whose empty
+    # read is a different, also-counted failure that a wait for "any failure" would stop at).
+    tmp = path.with_name("job.json.garbage.tmp")
+    tmp.write_text('{"schema": "aura-monitor/job@1", "id": "flaky", "percent": 9')
+    os.replace(tmp, path)
+
+    def json_error() -> str | None:
+        state = sidecar.tracker.get("flaky")
+        error = state.last_parse_error if state else None
+        return error if error and "JSON" in error else None
+
+    wait_for(json_error, what="the garbage's JSON error")
+    assert sidecar.ingestor.stats.parse_failures > 0
     state = sidecar.tracker.get("flaky")
     assert state is not None and state.record is not None and state.record.percent == 42.0
-    assert state.last_parse_error and "JSON" in state.last_parse_error
     write_native(jobs_dir, "flaky", percent=43.0)
     wait_for(lambda: percent_of(sidecar, "flaky") == 43.0, what="recovery")
 
