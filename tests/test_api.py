@@ -37,7 +37,7 @@ def client(jobs_dir: Path) -> Iterator[TestClient]:
     done.write()
     AuraJob(jobs_dir, id="waiting", status=QUEUED, created=now - 5).write()
     sidecar = Sidecar(load_settings(jobs_dir=jobs_dir))
-    with TestClient(create_app(sidecar)) as c:
+    with TestClient(create_app(sidecar), base_url="http://localhost") as c:
         wait_for(lambda: len(sidecar.tracker) == 4, what="four jobs")
         yield c
 
@@ -150,7 +150,7 @@ def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
 
 def test_readiness_is_503_while_the_jobs_dir_is_missing(tmp_path: Path) -> None:
     sidecar = Sidecar(load_settings(jobs_dir=tmp_path / "absent"))
-    with TestClient(create_app(sidecar)) as c:
+    with TestClient(create_app(sidecar), base_url="http://localhost") as c:
         response = c.get("/readyz")
         assert response.status_code == 503
         assert "does not exist" in response.json()["reasons"][0]

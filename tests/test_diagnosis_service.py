@@ -21,7 +21,7 @@ PROVIDER_LOGS = [f"TTS provider answered HTTP 429 Too Many Requests; retry {i}" 
 @pytest.fixture
 def client(jobs_dir: Path) -> Iterator[TestClient]:
     sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, stall_threshold=0.5, rediagnose_interval=0.2))
-    with TestClient(create_app(sidecar)) as c:
+    with TestClient(create_app(sidecar), base_url="http://localhost") as c:
         yield c
 
 
@@ -72,7 +72,7 @@ def test_stalls_and_explain_calls_become_spans_in_the_jobs_trace(jobs_dir: Path)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, stall_threshold=0.3), tracer_provider=provider)
-    with TestClient(create_app(sidecar)) as c:
+    with TestClient(create_app(sidecar), base_url="http://localhost") as c:
         write_native(
             jobs_dir,
             "traced",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 
@@ -53,8 +53,22 @@ async def _known(sidecar: Sidecar, job_id: str) -> None:
     raise JobNotFound(f"no job {job_id!r} in {sidecar.jobs_dir}")
 
 
+SnapshotQuery = Annotated[
+    Literal["recent", "all"],
+    Query(
+        description="`recent` (default): active jobs plus the --snapshot-finished most recently finished, "
+        "with counts of the rest; `all`: every job (large with thousands of jobs)"
+    ),
+]
+
+
 def _stream(
-    sidecar: Sidecar, job_id: str | None, last_event_id: str | None, *, aura_progress: bool = False
+    sidecar: Sidecar,
+    job_id: str | None,
+    last_event_id: str | None,
+    *,
+    aura_progress: bool = False,
+    snapshot: str = "recent",
 ) -> EventStreamResponse:
     settings = sidecar.settings
     return EventStreamResponse(
@@ -65,6 +79,7 @@ def _stream(
         heartbeat=settings.heartbeat_interval,
         retry_ms=settings.sse_retry_ms,
         aura_progress=aura_progress,
+        finished_limit=None if snapshot == "all" else settings.snapshot_finished,
     )
 
 
@@ -82,10 +97,13 @@ async def job_events(
 
 @router.get("/events", response_class=EventStreamResponse, status_code=200, responses=_SSE_RESPONSES)
 async def all_events(
-    sidecar: SidecarDep, last_event_id: LastEventIdHeader = None, resume: LastEventIdQuery = None
+    sidecar: SidecarDep,
+    last_event_id: LastEventIdHeader = None,
+    resume: LastEventIdQuery = None,
+    snapshot: SnapshotQuery = "recent",
 ) -> EventStreamResponse:
-    """SSE for every job: `connected` with all jobs, then every job's events; it does not end."""
-    return _stream(sidecar, None, last_event_id or resume)
+    """SSE for every job: `connected` with active and recent jobs (or all), then every job's events; it does not end."""
+    return _stream(sidecar, None, last_event_id or resume, snapshot=snapshot)
 
 
 @router.get(

@@ -100,6 +100,10 @@ function showCounts(counts) {
   const noun = counts.total === 1 ? "job" : "jobs";
   const shown = counts.visible === counts.total ? `${counts.total} ${noun}` : `${counts.visible} of ${counts.total} ${noun}`;
   if (part("shown").textContent !== shown) part("shown").textContent = shown;
+  const unlisted = Object.values(store.omitted).reduce((sum, n) => sum + n, 0);
+  part("shown").title = unlisted
+    ? `${unlisted} older finished jobs are counted but not listed here; /api/jobs?status=completed lists them`
+    : "";
   document.title = counts.stalled ? `(${counts.stalled} stalled) aura-monitor` : "aura-monitor";
   empty.hidden = counts.visible > 0;
   if (counts.visible === 0) {

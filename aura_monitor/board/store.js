@@ -9,6 +9,8 @@ export class JobStore {
     this.listeners = new Set();
     // Server clock minus browser clock, in ms: elapsed times stay right when the browser's clock is off.
     this.skewMs = 0;
+    // Finished jobs the server left out of its snapshot, by status: counted in the summary, not listed.
+    this.omitted = {};
   }
 
   subscribe(listener) {
@@ -29,7 +31,8 @@ export class JobStore {
   }
 
   /** Replace everything with a snapshot (first connect, or a resync after the server restarted). */
-  replace(jobs) {
+  replace(jobs, omitted = {}) {
+    this.omitted = { ...omitted };
     this.jobs.clear();
     for (const job of jobs) this.#put(job);
     this.#emit({ reset: true, ids: new Set(this.jobs.keys()) });
@@ -41,6 +44,11 @@ export class JobStore {
     const job = this.#put({ ...(existing ?? { id }), ...fields, id }, existing, fields);
     this.#emit({ reset: false, ids: new Set([id]), added: existing ? null : id });
     return job;
+  }
+
+  /** A job the snapshot left out came back (retried): it is listed from now on, no longer only counted. */
+  unomit(status) {
+    if (this.omitted[status] > 0) this.omitted[status] -= 1;
   }
 
   remove(id) {

@@ -27,6 +27,9 @@ export class StreamSync {
       return;
     }
     const fields = this.#fields(type, data);
+    if (type === "job-status" && !data.discovered && data.previousStatus && !this.store.get(id)) {
+      this.store.unomit(data.previousStatus);
+    }
     if (fields === null) this.store.remove(id);
     else this.store.merge(id, fields);
     this.onJobEvent(id, type, data);
@@ -37,7 +40,9 @@ export class StreamSync {
     const jobs = Array.isArray(data.jobs) ? data.jobs : null;
     if (jobs === null) return;
     this.replaying = Number(data.replayed) || 0;
-    this.store.replace(jobs);
+    // The server lists active and recent jobs and counts the older finished ones (docs/api.md, `omitted`).
+    const omitted = data.omitted && typeof data.omitted === "object" ? data.omitted : {};
+    this.store.replace(jobs, omitted);
     this.snapshots += 1;
     this.onSnapshot({ resync: Boolean(data.resync), first: this.snapshots === 1, count: jobs.length });
   }

@@ -272,6 +272,10 @@ export class JobTable {
       if (job.stalled) counts.stalled += 1;
       if (job.status in counts) counts[job.status] += 1;
     }
+    for (const [status, n] of Object.entries(this.store.omitted)) {
+      counts.total += n;
+      if (status in counts) counts[status] += n;
+    }
     counts.visible = this.visibleCount();
     return counts;
   }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import secrets
 import threading
 from collections import OrderedDict, deque
@@ -64,6 +65,8 @@ class Opening:
     subscriber: Subscriber | None
     snapshot: Any = None
     snapshot_states: list[JobState] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # all-jobs stream: jobs by status, every job counted
+    omitted: dict[str, int] = field(default_factory=dict)  # all-jobs stream: finished jobs left out, by status
 
     @property
     def first_id(self) -> str:
@@ -137,8 +140,17 @@ class EventBroker:
         return event
 
     # -- streams (event loop) -----------------------------------------------------------------------
-    def open(self, job_id: str | None, last_event_id: str | None, loop: asyncio.AbstractEventLoop) -> Opening:
-        """Register a stream and capture its snapshot and replay, with no event able to slip in between."""
+    def open(
+        self,
+        job_id: str | None,
+        last_event_id: str | None,
+        loop: asyncio.AbstractEventLoop,
+        finished_limit: int | None = None,
+    ) -> Opening:
+        """Register a stream and capture its snapshot and replay, with no event able to slip in between.
+
+        An all-jobs snapshot holds every active job and at most `finished_limit` finished ones (None: all).
+        """
         kind = StreamKind.JOB if job_id is not None else StreamKind.ALL
         wanted = EventId.parse(last_event_id)
         with self.tracker.lock, self._lock:
@@ -149,8 +161,11 @@ class EventBroker:
             log = self._jobs.get(job_id) if job_id is not None else None
             terminal = log.terminal if log is not None else None
             states: list[JobState] = []
+            counts: dict[str, int] = {}
+            omitted: dict[str, int] = {}
             if job_id is None:
-                states = [frozen(state) for state in self.tracker.jobs()]
+                chosen, counts, omitted = _bounded(self.tracker.jobs(), finished_limit)
+                states = [frozen(state) for state in chosen]
             elif (state := self.tracker.get(job_id)) is not None:
                 states = [frozen(state)]
                 if terminal is None and state.record is not None and state.record.status.terminal:
@@ -172,12 +187,15 @@ class EventBroker:
             boot=self.boot,
             position=position,
             resumed_from=wanted.n if replay is not None and wanted is not None else None,
-            resync=wanted is not None and replay is None,
+            # Any id we cannot replay from (another boot, too old, or not one of ours at all) is a resync.
+            resync=bool(last_event_id and last_event_id.strip()) and replay is None,
             replay=replay or [],
             terminal=terminal,
             finished=finished,
             subscriber=subscriber,
             snapshot_states=states,
+            counts=counts,
+            omitted=omitted,
         )
 
     def _replay(self, job_id: str | None, n: int) -> list[Event] | None:
@@ -257,3 +275,37 @@ class EventBroker:
     @property
     def last_id(self) -> str:
         return f"{self.boot}-{self._n}"
+
+
+def _finished_order(state: JobState) -> float:
+    record = state.record
+    assert record is not None
+    return record.completed_at or record.created_at or record.queued_at or state.first_seen
+
+
+def _bounded(
+    states: list[JobState], finished_limit: int | None
+) -> tuple[list[JobState], dict[str, int], dict[str, int]]:
+    """Every active job plus the `finished_limit` most recently finished, the counts by status, and what was left out.
+
+    Why: 20,000 jobs make a 16 MB `connected` frame that every board downloads and parses on each
+    (re)connect, while what a board shows first is what is running; old finished jobs are counted instead.
+    """
+    counts: dict[str, int] = {}
+    active: list[JobState] = []
+    finished: list[JobState] = []
+    for state in states:
+        if state.record is None:
+            active.append(state)  # never readable: its snapshot is skipped later, it has no status to count
+            continue
+        status = state.record.status
+        counts[status.value] = counts.get(status.value, 0) + 1
+        (finished if status.terminal else active).append(state)
+    if finished_limit is None or len(finished) <= finished_limit:
+        return active + finished, counts, {}
+    kept = heapq.nlargest(finished_limit, finished, key=_finished_order)
+    omitted = dict(counts)
+    for state in active + kept:
+        if state.record is not None:
+            omitted[state.record.status.value] -= 1
+    return active + kept, counts, {status: n for status, n in omitted.items() if n}

@@ -90,8 +90,10 @@ class EventStreamResponse(Response):
         heartbeat: float,
         retry_ms: int,
         aura_progress: bool = False,
+        finished_limit: int | None = None,
     ) -> None:
         self.broker = broker
+        self.finished_limit = finished_limit
         self.job_id = job_id
         self.last_event_id = last_event_id
         self.clock = clock
@@ -107,7 +109,7 @@ class EventStreamResponse(Response):
         held: list[Opening] = []
 
         def open_stream() -> None:
-            held.append(self.broker.open(self.job_id, self.last_event_id, loop))
+            held.append(self.broker.open(self.job_id, self.last_event_id, loop, self.finished_limit))
             self.broker.snapshot(held[0])
 
         try:
@@ -228,5 +230,13 @@ class EventStreamResponse(Response):
             data.update(jobId=opening.job_id, job=opening.snapshot)
         else:
             jobs = opening.snapshot if isinstance(opening.snapshot, list) else []
-            data.update(jobs=jobs, count=len(jobs))
+            # `complete: false` means finished jobs were left out; `omitted` counts them by status.
+            data.update(
+                jobs=jobs,
+                count=len(jobs),
+                total=sum(opening.counts.values()),
+                counts=opening.counts,
+                omitted=opening.omitted,
+                complete=not opening.omitted,
+            )
         return data
