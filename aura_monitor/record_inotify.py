@@ -54,7 +54,7 @@ IN_CLOEXEC = os.O_CLOEXEC
 RECORD_EVENTS = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOLLOW
 ROOT_EVENTS = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
 # Refusals that mean "out of inotify resources": worth retrying once the operator raises the limit.
-RESOURCE_ERRORS = frozenset({errno.ENOSPC, errno.ENOMEM, errno.EMFILE})
+RESOURCE_ERRORS = frozenset({errno.ENOSPC, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 
 _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then len bytes of name)
 _BUFFER = 256 * 1024
@@ -111,7 +111,12 @@ class JobDirWatches:
             cls = WatchLimitError if code in RESOURCE_ERRORS else OSError
             raise cls(code, f"inotify_init1: {os.strerror(code)}")
         self._fd = fd
-        self._watch_root()
+        try:
+            self._watch_root()
+        except OSError:  # not a resource refusal (permissions): nothing to watch, give the descriptors back
+            for spare in (fd, self._stop_r, self._stop_w):
+                os.close(spare)
+            raise
         self._thread = threading.Thread(target=self._read_loop, name="aura-inotify", daemon=True)
 
     # -- state -------------------------------------------------------------------------------------
@@ -168,6 +173,9 @@ class JobDirWatches:
             return False
         with self._lock:
             self._failed.discard(name)
+            old = self._by_name.get(name)
+            if old is not None and old != wd:
+                self._by_wd.pop(old, None)  # the name now holds another dir (its IN_IGNORED was lost)
             self._by_name[name] = wd
             self._by_wd[wd] = name
         return True
@@ -181,19 +189,27 @@ class JobDirWatches:
         if remove and wd is not None:
             _libc.inotify_rm_watch(self._fd, wd)  # a dir moved away keeps its inode: stop hearing it
 
-    def ensure(self, names: Iterable[str]) -> None:
-        """Watch every job dir named (the rescan's listing) that is not watched yet; forget vanished failures."""
+    def ensure(self, names: Iterable[str], *, refresh: bool = False) -> None:
+        """Watch every job dir named (the rescan's listing) that is not watched yet; forget vanished failures.
+
+        With `refresh` (after a queue overflow, whose lost events may include a dir's replacement) every
+        name is watched again: the kernel answers the same descriptor for a dir it already watches.
+        """
         wanted = set(names)
         with self._lock:
-            missing = wanted.difference(self._by_name)
+            missing = set(wanted) if refresh else wanted.difference(self._by_name)
             self._failed &= wanted
+            if refresh:
+                for name in set(self._by_name).difference(wanted):
+                    self._by_wd.pop(self._by_name.pop(name), None)
         for name in sorted(missing):
             self._watch(name)
 
     def retry_failed(self) -> None:
         """Try again every watch the kernel refused (the operator may have raised the limit)."""
         if self._root_failed:
-            self._watch_root()
+            with contextlib.suppress(OSError):  # the jobs dir went away: the supervisor notices that itself
+                self._watch_root()
         with self._lock:
             names = sorted(self._failed)
         for name in names:

@@ -25,6 +25,10 @@ LIMIT_ADVICE = (
     "raise the inotify watch limit, e.g. `sysctl -w fs.inotify.max_user_watches=524288` "
     "(persist it in /etc/sysctl.d/), or run with --watch polling"
 )
+INSTANCE_ADVICE = (
+    "raise the inotify instance limit, e.g. `sysctl -w fs.inotify.max_user_instances=1024` "
+    "(persist it in /etc/sysctl.d/), or run with --watch polling"
+)
 
 
 @dataclass(slots=True)
@@ -55,6 +59,7 @@ class Watcher:
         self.stats = WatcherStats()
         self._watches: JobDirWatches | None = None
         self._watch_error: str | None = None
+        self._watch_advice = INSTANCE_ADVICE
         self._root_id: tuple[int, int] | None = None
         self._real_root: str | None = None
         self._stop = threading.Event()
@@ -66,6 +71,7 @@ class Watcher:
         self._next_rescan = 0.0
         self._next_retry = 0.0
         self._unwatched_logged_at: float | None = None
+        self._refresh_watches = False
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -106,7 +112,7 @@ class Watcher:
         if self._watch_error is not None and self._root_id is not None:
             reasons.append(
                 f"inotify unavailable ({self._watch_error}); changes are seen only by the rescan every "
-                f"{self.rescan_interval:g}s: {LIMIT_ADVICE}"
+                f"{self.rescan_interval:g}s: {self._watch_advice}"
             )
         elif unwatched := self.unwatched():
             reasons.append(
@@ -193,7 +199,7 @@ class Watcher:
 
     def _start_watches(self) -> None:
         assert self._real_root is not None
-        if self._watches_started:
+        if self._watches_started and self._watch_error is None:  # not each retry of a refused inotify instance
             self.stats.observer_restarts += 1
         self._stop_watches()
         self._watches_started = True
@@ -202,7 +208,12 @@ class Watcher:
                 self._root_str, self._real_root, RECORD_NAME, self._record_event, self._lose_root, self._overflowed
             )
         except WatchLimitError as exc:
-            self._watch_error = f"{exc.strerror}: too many inotify instances or watches"
+            self._watch_error = f"{exc.strerror}: the kernel refused an inotify instance"
+            self._watch_advice = INSTANCE_ADVICE
+            return
+        except OSError as exc:
+            self._watch_error = f"cannot watch {self._real_root}: {exc.strerror}"
+            self._watch_advice = "check that the sidecar's user may read the jobs dir, or run with --watch polling"
             return
         self._watch_error = None
         watches.start()
@@ -220,6 +231,7 @@ class Watcher:
 
     def _overflowed(self) -> None:
         self.stats.overflows += 1
+        self._refresh_watches = True
         log.warning("inotify queue of %s overflowed: events were lost; rescanning now", self.root)
         self._kick.set()
 
@@ -228,12 +240,13 @@ class Watcher:
         before, self.stats.unwatched_dirs = self.stats.unwatched_dirs, len(unwatched)
         if not unwatched:
             if before:
-                log.warning("every job dir in %s is watched again (%d were not)", self.root, before)
+                log.warning("every job dir in %s is watched again (%d dir(s) went unwatched)", self.root, before)
             self._unwatched_logged_at = None
             return
         if self._unwatched_logged_at is None or now - self._unwatched_logged_at >= _UNWATCHED_LOG_INTERVAL:
             self._unwatched_logged_at = now
-            log.warning("watcher degraded: %s; retrying every %gs", self.degraded_reasons()[0], _RETRY_INTERVAL)
+            retry = _TICK if self._watch_error is not None else _RETRY_INTERVAL
+            log.warning("watcher degraded: %s; retrying every %gs", self.degraded_reasons()[0], retry)
 
     # -- work ----------------------------------------------------------------------------------
     def rescan(self) -> int:
@@ -258,7 +271,9 @@ class Watcher:
                 if not self.ingestor.unchanged(path, st):
                     changed.append(path)
         if self._watches is not None:
-            self._watches.ensure(dirs)  # a dir whose creation event was lost or refused gets its watch
+            # A dir whose creation event was lost or refused gets its watch; after an overflow, every dir.
+            refresh, self._refresh_watches = self._refresh_watches, False
+            self._watches.ensure(dirs, refresh=refresh)
         changed += [state.path for state in self.ingestor.tracker.jobs() if state.path not in seen]
         self.ingestor.touch_many(changed, force=False)
         return len(seen)

@@ -95,11 +95,21 @@ def test_a_junk_tree_inside_a_job_dir_adds_no_watches(started: Sidecar, linked: 
 # limit is lowered for this sidecar alone: nothing else on the machine shares it.
 
 LIMIT_FILE = "/proc/sys/user/max_inotify_watches"
+INSTANCES_FILE = "/proc/sys/user/max_inotify_instances"
 
 
-def _set_limit(pid: int, limit: int) -> None:
+def _set_limit(pid: int, limit: int, path: str = LIMIT_FILE) -> None:
     nsenter = require_binary("nsenter", "util-linux")
-    subprocess.run([nsenter, "-t", str(pid), "-U", "sh", "-c", f"echo {limit} > {LIMIT_FILE}"], check=True, timeout=10)
+    subprocess.run([nsenter, "-t", str(pid), "-U", "sh", "-c", f"echo {limit} > {path}"], check=True, timeout=10)
+
+
+def _sidecar_in_own_namespace(tmp_path: Path, jobs: Path, port: int, limits: str) -> ManagedProcess:
+    """`aura-monitor serve` in a new user namespace whose inotify limits are set by `limits` (shell) first."""
+    unshare = require_binary("unshare", "util-linux")
+    serve = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs), "--port", str(port)]
+    serve += ["--rescan-interval", str(NO_RESCAN)]
+    argv = [unshare, "-U", "-r", "sh", "-c", f'{limits} && exec "$@"', "sh", *serve]
+    return ManagedProcess("sidecar", argv, tmp_path / "sidecar.log")
 
 
 def _metric(url: str, name: str) -> float | None:
@@ -112,17 +122,13 @@ def _percent(url: str, job_id: str) -> float | None:
 
 
 def test_dirs_over_the_watch_limit_are_reported_then_watched_once_it_is_raised(tmp_path: Path) -> None:
-    unshare = require_binary("unshare", "util-linux")
     jobs = tmp_path / "jobs"
     for job_id in ("a", "b"):
         write_native(jobs, job_id, percent=1.0)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    serve = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs), "--port", str(port)]
-    serve += ["--rescan-interval", str(NO_RESCAN)]
     # Room for the jobs dir and the two job dirs present at start; nothing more.
-    argv = [unshare, "-U", "-r", "sh", "-c", f'echo 3 > {LIMIT_FILE} && exec "$@"', "sh", *serve]
-    process = ManagedProcess("sidecar", argv, tmp_path / "sidecar.log")
+    process = _sidecar_in_own_namespace(tmp_path, jobs, port, f"echo 3 > {LIMIT_FILE}")
     try:
         poll(lambda: _percent(url, "b") == 1.0, 30, "the sidecar serving the first jobs")
         write_native(jobs, "c", percent=1.0)
@@ -149,6 +155,29 @@ def test_dirs_over_the_watch_limit_are_reported_then_watched_once_it_is_raised(t
     assert log_text.count("watcher degraded") == 1, log_text
     assert "sysctl -w fs.inotify.max_user_watches" in log_text
     assert "watched again" in log_text
+
+
+def test_no_inotify_instance_left_means_degraded_then_watching_once_one_is_allowed(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    write_native(jobs, "early", percent=1.0)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _sidecar_in_own_namespace(tmp_path, jobs, port, f"echo 0 > {INSTANCES_FILE}")
+    try:
+        poll(lambda: _percent(url, "early") == 1.0, 30, "the start-up scan, without inotify")
+        poll(lambda: httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "degraded", 10, "readyz degraded")
+        ready = httpx.get(f"{url}/readyz", timeout=5)
+        assert ready.status_code == 200 and "inotify unavailable" in ready.json()["reasons"][0]
+        assert _metric(url, "aura_watcher_unwatched_dirs") == 1  # the jobs dir itself
+        _set_limit(process.process.pid, 8, INSTANCES_FILE)
+        poll(lambda: httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "ready", 10, "watching")
+        write_native(jobs, "early", percent=2.0, revision=2)
+        poll(lambda: _percent(url, "early") == 2.0, 5, "an update heard by inotify")
+        process.check_alive()
+    finally:
+        process.stop()
+    log_text = (tmp_path / "sidecar.log").read_text()
+    assert log_text.count("watcher degraded") == 1, log_text
 
 
 # -- writes never follow a link ----------------------------------------------------------------------------
