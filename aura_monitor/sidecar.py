@@ -78,6 +78,7 @@ class Sidecar:
             self.clock,
             subscribers=self.events.subscribers_of,
             retry_history=self.control.history,
+            registry=self.registry,
         )
         self.collector = SnapshotCollector(
             self.tracker,
@@ -127,10 +128,10 @@ class Sidecar:
         if self._owns_tracer_provider and isinstance(self.tracer_provider, SdkTracerProvider):
             self.tracer_provider.force_flush()
 
-    def explain(self, job_id: str) -> dict[str, Any]:
-        """The diagnosis body, with an explain span in the job's trace."""
+    async def explain(self, job_id: str) -> dict[str, Any]:
+        """The diagnosis body, with an explain span in the job's trace; DiagnosisBusy when the runner is full."""
         with self.job_tracer.explain_span(job_id) as span:
-            body = self.diagnosis.explain(job_id).body
+            body = (await self.diagnosis.explain_async(job_id)).body
             span.set_attribute("aura.verdict", body["verdict"])
             return body
 

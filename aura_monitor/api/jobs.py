@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from ..diagnosis.runner import DiagnosisBusy
 from ..exceptions import InvalidQuery, JobNotFound
 from ..model import JobRecord, JobStatus, stage_key, validate_job_id
 from ..sidecar import Sidecar
 from ..tracker import JobState
+from .problems import problem
 from .views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, safe_job_views
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -111,11 +113,29 @@ def get_progress(job: KnownJob, sidecar: SidecarDep) -> Progress:
     return progress_view(*job, sidecar.clock.now())
 
 
-@router.get("/jobs/{job_id}/explain", tags=["diagnosis"])
-def explain_job(job_id: JobIdPath, sidecar: SidecarDep) -> dict[str, Any]:
+@router.get(
+    "/jobs/{job_id}/explain",
+    tags=["diagnosis"],
+    responses={503: {"description": "too many diagnoses queued or running; retry after Retry-After seconds"}},
+)
+async def explain_job(job_id: JobIdPath, request: Request) -> Any:
     """Diagnosis: verdict, plain-language summary, findings with evidence and remediation (docs/diagnosis.md)."""
+    # async, and the sidecar taken from app.state: nothing here may wait on the pool /healthz and /metrics use;
+    # the diagnosis runs on its own bounded executor.
     validate_job_id(job_id)
-    return sidecar.explain(job_id)
+    sidecar: Sidecar = request.app.state.sidecar
+    try:
+        return await sidecar.explain(job_id)
+    except DiagnosisBusy as exc:
+        return problem(
+            503,
+            "Diagnosis busy",
+            str(exc),
+            "diagnosis-busy",
+            request.url.path,
+            headers={"Retry-After": str(exc.retry_after)},
+            retryAfterSeconds=exc.retry_after,
+        )
 
 
 @router.get("/queue", response_model=Queue, response_model_by_alias=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..records.timestamps import parse_log_time
 from .encoder import parse_progress_file, parse_stderr_log, read_tail
 from .evidence import DiskEvidence, EncoderEvidence, Evidence, LogLine
-from .media import inspect_output
+from .media import Probe
 from .processes import find_encoder, sample_processes
 from .subject import Subject
 
@@ -109,25 +108,28 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
             pids, found = [("encoder", pid)], frozenset({pid})
         if not pids and record.format.value == "aura":
             evidence.missing("processes", "Aura records carry no process ids and no running ffmpeg writes its output")
-    before = os.stat(output_path).st_size if output_path and os.path.exists(output_path) else None
     window = options.sample_window_s if active and (pids or output_path) else 0.0
     if output_path:
-        # ffprobe runs beside the sampling window, so the two cost the longer of them, not the sum.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-ffprobe") as pool:
-            output_future = pool.submit(inspect_output, output_path, options.probe_timeout_s)
+        # ffprobe runs beside the sampling window (no thread: it is a child process until finish()).
+        probe = Probe.start(output_path, options.probe_timeout_s)
+        try:
+            before = probe.evidence.size
             evidence.processes = sample_processes(pids, window, evidence.record_mtime, found) if pids else []
             if window and not pids:
                 time.sleep(window)  # still give the output file a window to grow in
-            evidence.output = output_future.result()
+        finally:
+            evidence.output = probe.finish()
+        if before is not None and window:
+            try:
+                evidence.output.grew_bytes = os.lstat(output_path).st_size - before
+            except OSError:
+                evidence.output.grew_bytes = None
+        if evidence.output.unprobed:
+            evidence.missing("output", evidence.output.unprobed)
+        if evidence.output.probe_error and "did not answer" in evidence.output.probe_error:
+            evidence.missing("output", evidence.output.probe_error)
     elif pids:
         evidence.processes = sample_processes(pids, window, evidence.record_mtime, found)
-    if evidence.output is not None and before is not None and window:
-        try:
-            evidence.output.grew_bytes = os.stat(evidence.output.path).st_size - before
-        except OSError:
-            evidence.output.grew_bytes = None
-    if evidence.output and evidence.output.probe_error and "did not answer" in evidence.output.probe_error:
-        evidence.missing("output", evidence.output.probe_error)
     evidence.log_tail = _log_tail(subject, evidence.encoder)
     evidence.disks = _disks(subject, options, output_path)
     return evidence

@@ -57,6 +57,7 @@ class OutputEvidence:
     truncated: str | None = None  # why the container is incomplete, when it is
     width: int | None = None
     height: int | None = None
+    unprobed: str | None = None  # why it was not (fully) probed: not a regular file, not a video extension...
 
 
 @dataclass(slots=True)

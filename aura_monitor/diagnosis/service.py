@@ -1,11 +1,20 @@
-"""Diagnoses each stall as it happens and re-diagnoses stalled jobs at a bounded rate, off the hot path."""
+"""Diagnoses each stall as it happens and re-diagnoses stalled jobs at a bounded rate, off the hot path.
+
+Every diagnosis (explain or stall) goes through one DiagnosisRunner: its own small executor, one run per
+job at a time, results reused while the job is unchanged for a few seconds.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from prometheus_client import CollectorRegistry
 
 from ..clock import Clock
 from ..config import Settings
@@ -14,11 +23,13 @@ from ..stall import Thresholds
 from ..tracker import Tracker
 from ..transitions import Transition, TransitionKind
 from .explain import Diagnosis, options_from, run_diagnosis
+from .runner import WAIT_S, DiagnosisBusy, DiagnosisRunner
 from .subject import Subject
 
 log = logging.getLogger(__name__)
 
 MAX_PER_CYCLE = 50  # re-diagnoses per interval, so thousands of stalled jobs cannot saturate a core
+STALL_WAIT_S = 60.0  # the stall worker's patience for one diagnosis (a ffprobe deadline is 2 s)
 
 
 class DiagnosisService:
@@ -32,6 +43,7 @@ class DiagnosisService:
         clock: Clock,
         subscribers: Callable[[str], int] | None = None,
         retry_history: Callable[[str], list[str]] | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.tracker = tracker
         self.settings = settings
@@ -40,7 +52,7 @@ class DiagnosisService:
         self.options = options_from(settings)
         self.subscribers = subscribers
         self.retry_history = retry_history
-        self.diagnoses = 0
+        self.runner = DiagnosisRunner(self._diagnose, registry)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._pending: set[str] = set()
         self._lock = threading.Lock()
@@ -60,8 +72,38 @@ class DiagnosisService:
             self._pending.add(job_id)
         self._queue.put(job_id)
 
-    def explain(self, job_id: str) -> Diagnosis:
-        """Diagnose now with the history the sidecar observed (used by the API)."""
+    def _key(self, job_id: str) -> Hashable:
+        """What a diagnosis of `job_id` depends on that the sidecar knows without I/O (the record revision)."""
+        with self.tracker.lock:
+            state = self.tracker.get(job_id)
+            if state is None:
+                raise JobNotFound(f"no job {job_id!r} in {self.settings.jobs_dir}")
+            last = state.transitions[-1] if state.transitions else None
+            revision = (state.file_mtime, id(state.record), state.stalled, state.parse_failures, id(last))
+        return revision, self.subscribers(job_id) if self.subscribers else None
+
+    def submit(self, job_id: str, trigger: str = "explain") -> Future[Diagnosis]:
+        """The job's diagnosis, cached, shared or newly queued; JobNotFound, DiagnosisBusy when full."""
+        return self.runner.submit(job_id, self._key(job_id), trigger)
+
+    def explain(self, job_id: str, timeout: float = WAIT_S) -> Diagnosis:
+        """Diagnose with the history the sidecar observed, waiting at most `timeout` (DiagnosisBusy after)."""
+        try:
+            return self.submit(job_id).result(timeout)
+        except FutureTimeout:
+            raise DiagnosisBusy(f"the diagnosis of {job_id!r} did not finish within {timeout:g} s") from None
+
+    async def explain_async(self, job_id: str, timeout: float = WAIT_S) -> Diagnosis:
+        """explain() for the event loop: awaits the runner without holding any thread."""
+        future = asyncio.wrap_future(self.submit(job_id))
+        try:
+            # shield: the run goes on (and fills the cache) when this caller gives up
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise DiagnosisBusy(f"the diagnosis of {job_id!r} did not finish within {timeout:g} s") from None
+
+    def _diagnose(self, job_id: str) -> Diagnosis:
+        """One diagnosis, run by the runner's executor."""
         with self.tracker.lock:
             state = self.tracker.get(job_id)
             if state is None:
@@ -91,6 +133,7 @@ class DiagnosisService:
         self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=5)
+        self.runner.shutdown()
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -103,13 +146,12 @@ class DiagnosisService:
             if state is None or not state.stalled:
                 continue
             try:
-                diagnosis = self.explain(job_id)
-            except JobNotFound:
-                continue
+                diagnosis = self.submit(job_id, "stall").result(STALL_WAIT_S)
+            except (JobNotFound, DiagnosisBusy, FutureTimeout):
+                continue  # gone, or the runner is full: the next re-diagnosis cycle asks again
             except Exception:  # a diagnosis bug must not stop the next ones
                 log.exception("diagnosis of %s failed", job_id)
                 continue
-            self.diagnoses += 1
             current = self.tracker.get(job_id)
             if current is not None and current.stalled:
                 self.tracker.set_verdict(job_id, diagnosis.verdict, diagnosis.findings[0].summary, self.clock.now())
