@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the suite drives for real (binary:package).
 SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium \
-  node:nodejs npm:npm
+  node:nodejs npm:npm faketime:faketime
 # Grafana's published dashboard schema + tsc, for tests/test_dashboards.py (no Grafana server installs here).
 SCHEMA_DIR := tools/grafana-schema
 SCHEMA_STAMP := $(SCHEMA_DIR)/node_modules/.installed
