@@ -97,6 +97,7 @@ class SnapshotCollector(Collector):
         watcher: WatcherStats,
         watcher_up: Callable[[], bool],
         sse_clients: Callable[[], dict[str, int]] | None = None,
+        sse_refused: Callable[[], int] | None = None,
         info: dict[str, str] | None = None,
     ) -> None:
         self.tracker = tracker
@@ -105,6 +106,7 @@ class SnapshotCollector(Collector):
         self.watcher = watcher
         self.watcher_up = watcher_up
         self.sse_clients = sse_clients
+        self.sse_refused = sse_refused
         self.info = info
 
     def describe(self) -> Iterator[Metric]:
@@ -179,6 +181,12 @@ class SnapshotCollector(Collector):
             for stream, count in sorted(self.sse_clients().items()):
                 clients.add_metric([stream], count)
             yield clients
+        if self.sse_refused is not None:
+            yield _counter(
+                "aura_sse_refused_total",
+                "SSE streams refused with 503 because --max-streams were open (raise ulimit -n and --max-streams)",
+                self.sse_refused(),
+            )
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:

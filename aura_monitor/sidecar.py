@@ -87,6 +87,7 @@ class Sidecar:
             self.watcher.stats,
             lambda: self.watcher.ready,
             sse_clients=self.events.counts,
+            sse_refused=lambda: self.events.refused,
             info={
                 "node": settings.node,
                 "external_url": settings.resolved_external_url,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import shutil
 import socket
@@ -26,6 +27,7 @@ from playwright.sync_api import Browser, Page
 from aura_monitor.api import jobs as jobs_api
 from aura_monitor.api import views
 from aura_monitor.api.limits import stream_cap
+from aura_monitor.ratelog import RateLimitedLog
 from aura_monitor.records import SCHEMA
 from aura_monitor.records.timestamps import format_iso
 from tests.board_fixtures import OpenBoard, Serve
@@ -264,7 +266,7 @@ def test_under_an_fd_limit_streams_past_the_cap_get_503_while_health_metrics_and
         for _ in range(5):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-            assert metrics.status_code == 200 and "aura_sse_clients" in metrics.text
+            assert metrics.status_code == 200 and f"aura_sse_refused_total {extra}.0" in metrics.text
         write_native(jobs_dir, "job", status="running", percent=60.0)
         watcher.wait(
             lambda events: any(e.name == "step-progress" and e.data.get("percent") == 60.0 for e in events),
@@ -274,7 +276,28 @@ def test_under_an_fd_limit_streams_past_the_cap_get_503_while_health_metrics_and
     text = log.read_text(errors="replace")
     assert log.stat().st_size < 200_000, f"{log.stat().st_size} bytes of log for {extra} refused streams"
     assert "refused an SSE stream" in text and "repeating" in text
-    assert text.count("refused an SSE stream") <= 3
+    assert text.count("refused an SSE stream") == 3
+    assert f"SSE streams at their cap: {extra - 3} more like this" in text  # the summary, written at shutdown
+
+
+def test_a_repeated_error_is_logged_a_few_times_then_summarised_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    limited = RateLimitedLog(logging.getLogger("test.flood"), burst=2, interval=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.flood"):
+        for i in range(10_000):
+            now[0] = i * 0.01  # 100 a second for 100 s
+            limited.log(logging.WARNING, "disk", "write failed: %d", i)
+        limited.flush()
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[:3] == [
+        "write failed: 0",
+        "write failed: 1",
+        "disk: repeating; further occurrences are counted and summarized every 60 s",
+    ]
+    assert "disk: 5998 more like this in the last 60 s (not logged one by one)" in lines
+    assert len(lines) < 10
 
 
 def write_many(jobs_dir: Path, count: int, running: int) -> None:

@@ -47,7 +47,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.sidecar = sidecar
     problems.install(app)
     # Added last = runs first: a foreign Host or a cross-site POST is refused before a stream slot is counted.
-    app.add_middleware(StreamCap, settings=sidecar.settings)
+    app.add_middleware(StreamCap, settings=sidecar.settings, broker=sidecar.events)
     app.add_middleware(BrowserGuard, settings=sidecar.settings)
     app.include_router(jobs.router)
     app.include_router(events.router)

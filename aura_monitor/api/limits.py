@@ -17,6 +17,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
+from ..events import EventBroker
 from ..ratelog import RateLimitedLog
 from .problems import problem
 
@@ -46,8 +47,9 @@ def stream_cap(configured: int | None, soft_limit: int | None) -> int:
 class StreamCap:
     """ASGI middleware counting open SSE streams; past the cap a new one gets 503 before it is routed."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, broker: EventBroker | None = None) -> None:
         self.app = app
+        self.broker = broker
         self.limit = fd_soft_limit()
         self.cap = stream_cap(settings.max_streams, self.limit)
         self.open = 0
@@ -55,11 +57,19 @@ class StreamCap:
         self._log = RateLimitedLog(log, burst=3, interval=60.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # runs until the server shuts down: then say what was left unsaid
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._log.flush()
+            return
         if scope["type"] != "http" or scope.get("method") != "GET" or not _STREAM_PATH.match(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         if self.open >= self.cap:  # the loop is single-threaded: no lock between this test and the increment
             self.refused += 1
+            if self.broker is not None:
+                self.broker.refused += 1
             self._log.log(
                 logging.WARNING,
                 "SSE streams at their cap",

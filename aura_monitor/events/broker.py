@@ -93,6 +93,7 @@ class EventBroker:
         self.job_replay_events = job_replay_events
         self.client_queue = client_queue
         self.published = 0
+        self.refused = 0  # streams refused at the --max-streams cap (api/limits.py), for aura_sse_refused_total
         self._lock = threading.Lock()
         self._n = 0
         self._log: deque[Event] = deque()
