@@ -86,7 +86,8 @@ class StreamCap:
                 "(--max-streams, bounded by the open-file limit); retry later or poll /api/jobs",
                 "too-many-streams",
                 scope.get("path"),
-                headers={"Retry-After": str(RETRY_AFTER_S)},
+                # Closed at once: a refused client that keeps its connection would still hold a descriptor.
+                headers={"Retry-After": str(RETRY_AFTER_S), "Connection": "close"},
                 maxStreams=self.cap,
             )
             await response(scope, receive, send)
