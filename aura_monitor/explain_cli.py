@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "queued_threshold",
             "stage_thresholds",
             "ffmpeg_log_dir",
+            "read_root",
             "disk_floor_mb",
             "unreadable_grace",
         ),

@@ -15,7 +15,9 @@ from tests.support import write_native
 
 
 def settings_for(root: Path, **extra: Any) -> Settings:
-    return load_settings(jobs_dir=root / "jobs", **extra)
+    # Encoders started under <root>/render write their logs there: a dir the operator trusts (--read-root).
+    read_root = [root / "render", *extra.pop("read_root", [])]
+    return load_settings(jobs_dir=root / "jobs", read_root=read_root, **extra)
 
 
 def explain(root: Path, job_id: str, **extra: Any) -> dict[str, Any]:

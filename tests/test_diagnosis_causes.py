@@ -36,7 +36,7 @@ def test_progress_capped_while_ffmpeg_keeps_rendering(root: Path, live: LiveEnco
     job_id = "aura-capped"
     aura(root, job_id, stage="Rendering", percent=95, quiet_s=60, duration_s=120)
     (root / "Logs" / "ffmpeg" / f"{job_id}.log").symlink_to(live.log)
-    body = explain(root, job_id)
+    body = explain(root, job_id, read_root=[live.log.parent])
     assert verdict(body) == "progress_capped", body["findings"]
     assert "frozen at 95%" in body["summary"]
 
@@ -45,7 +45,7 @@ def test_progress_not_reported_while_the_log_grows(root: Path, live: LiveEncoder
     job_id = "aura-not-reported"
     aura(root, job_id, stage="Rendering", percent=85, quiet_s=60, duration_s=120)
     (root / "Logs" / "ffmpeg" / f"{job_id}.log").symlink_to(live.log)
-    body = explain(root, job_id)
+    body = explain(root, job_id, read_root=[live.log.parent])
     assert body["stalled"] is True
     assert verdict(body) == "progress_not_reported", body["findings"]
 
@@ -177,7 +177,7 @@ def test_progress_not_reported_for_a_native_record_with_a_live_encoder(root: Pat
         expectedDurationSeconds=120.0,
         encoder={"pid": live.pid, "progressPath": str(live.progress), "logPath": str(live.log)},
     )
-    body = explain(root, "native-silent")
+    body = explain(root, "native-silent", read_root=[live.log.parent])
     assert verdict(body) == "progress_not_reported", body["findings"]
 
 
@@ -208,7 +208,7 @@ def test_a_healthy_rendering_job_is_never_flagged(root: Path, live: LiveEncoder)
         expectedDurationSeconds=120.0,
         encoder={"pid": live.pid, "progressPath": str(live.progress), "logPath": str(live.log)},
     )
-    body = explain(root, "native-healthy")
+    body = explain(root, "native-healthy", read_root=[live.log.parent])
     assert verdict(body) == "healthy" and body["stalled"] is False
     assert all(f["severity"] == "info" for f in body["findings"])
 
@@ -286,5 +286,5 @@ def test_a_live_encoder_during_finalization_is_finalizing_not_capped(root: Path,
         outputPath=str(live.output),
         encoder={"pid": live.pid, "progressPath": str(live.progress), "logPath": str(live.log)},
     )
-    body = explain(root, "native-faststart")
+    body = explain(root, "native-faststart", read_root=[live.log.parent])
     assert verdict(body) == "finalizing", body["findings"]

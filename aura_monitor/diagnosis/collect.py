@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..records.safe_read import MISSING, ReadRoots
 from ..records.timestamps import parse_log_time
 from .encoder import parse_progress_file, parse_stderr_log, read_tail
 from .evidence import DiskEvidence, EncoderEvidence, Evidence, LogLine
@@ -24,16 +25,23 @@ class CollectOptions:
     ffmpeg_log_dir: Path
     sample_window_s: float = 0.15
     probe_timeout_s: float = 2.0
+    read_root: tuple[Path, ...] = ()  # operator-trusted dirs records may name logs in (--read-root)
+
+    def roots(self) -> ReadRoots:
+        """Where content (log tails, progress files) may be read from; any other path a record names is not."""
+        return ReadRoots([self.jobs_dir, self.ffmpeg_log_dir, *self.read_root])
 
 
-def _encoder(subject: Subject, options: CollectOptions, evidence: Evidence) -> EncoderEvidence | None:
+def _encoder(subject: Subject, options: CollectOptions, roots: ReadRoots, evidence: Evidence) -> EncoderEvidence | None:
     record = subject.record
     if record is not None and record.progress_file:
-        encoder = parse_progress_file(record.progress_file)
-        if not encoder.exists:
-            evidence.missing("encoder", f"ffmpeg progress file {record.progress_file} is not readable")
+        encoder = parse_progress_file(record.progress_file, roots)
+        if encoder.unread:
+            evidence.missing("encoder", f"ffmpeg progress file {record.progress_file} was not read: {encoder.unread}")
         if record.encoder_log:
-            log = parse_stderr_log(record.encoder_log)
+            log = parse_stderr_log(record.encoder_log, roots)
+            if log.unread and log.unread != MISSING:
+                evidence.missing("encoder", f"ffmpeg log {record.encoder_log} was not read: {log.unread}")
             encoder.errors = log.errors
             encoder.output_announced = log.output_announced
             encoder.ended = encoder.ended or log.ended
@@ -41,20 +49,25 @@ def _encoder(subject: Subject, options: CollectOptions, evidence: Evidence) -> E
     log_path = (
         record.encoder_log if record and record.encoder_log else str(options.ffmpeg_log_dir / f"{subject.job_id}.log")
     )
-    encoder = parse_stderr_log(log_path)
-    if not encoder.exists:
+    encoder = parse_stderr_log(log_path, roots)
+    if encoder.unread == MISSING:
         evidence.missing("encoder", f"no ffmpeg log at {log_path} (the job may not have reached Render yet)")
-        return None
-    return encoder
+    elif encoder.unread:
+        evidence.missing("encoder", f"ffmpeg log {log_path} was not read: {encoder.unread}")
+    return encoder if encoder.exists else None
 
 
-def _log_tail(subject: Subject, encoder: EncoderEvidence | None) -> list[LogLine]:
+def _log_tail(subject: Subject, encoder: EncoderEvidence | None, roots: ReadRoots, evidence: Evidence) -> list[LogLine]:
     lines: list[LogLine] = []
     record = subject.record
     if record is not None:
         lines += [LogLine("job.json Logs", text, parse_log_time(text)) for text in record.logs_tail]
-        if record.job_log and (tail := read_tail(record.job_log, 16 * 1024)):
-            lines += [LogLine(record.job_log, text) for text in tail[0].splitlines()[-JOB_LOG_LINES:] if text]
+        if record.job_log:
+            tail = read_tail(record.job_log, roots, 16 * 1024)
+            if isinstance(tail, str):
+                evidence.missing("job log", f"{record.job_log} was not read: {tail}")
+            else:
+                lines += [LogLine(record.job_log, text) for text in tail[0].splitlines()[-JOB_LOG_LINES:] if text]
     if encoder is not None:
         lines += [LogLine(encoder.path, text) for text in encoder.errors]
     return lines
@@ -93,8 +106,11 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
             evidence.record_mtime = os.stat(subject.record_path).st_mtime
         except OSError:
             evidence.missing("job.json", f"cannot stat {subject.record_path}")
+    if subject.unreadable_since is not None and subject.last_parse_error:
+        evidence.missing("job.json", subject.last_parse_error)  # e.g. a FIFO or a link out of the jobs dir
     record = subject.record
-    evidence.encoder = _encoder(subject, options, evidence)
+    roots = options.roots()
+    evidence.encoder = _encoder(subject, options, roots, evidence)
     # The record's output, else the file its encoder writes: named in the record, or announced in its log.
     output_path = (record.output_path or record.encoder_output if record else None) or (
         evidence.encoder.output_announced if evidence.encoder else None
@@ -130,6 +146,6 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
             evidence.missing("output", evidence.output.probe_error)
     elif pids:
         evidence.processes = sample_processes(pids, window, evidence.record_mtime, found)
-    evidence.log_tail = _log_tail(subject, evidence.encoder)
+    evidence.log_tail = _log_tail(subject, evidence.encoder, roots, evidence)
     evidence.disks = _disks(subject, options, output_path)
     return evidence

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+from ..records.safe_read import ReadRoots, tail_or_reason
 from .evidence import EncoderEvidence
 
 TAIL_BYTES = 64 * 1024
@@ -18,16 +19,13 @@ _ERROR = re.compile(
 )
 
 
-def read_tail(path: str, limit: int = TAIL_BYTES) -> tuple[str, os.stat_result] | None:
-    """The last `limit` bytes of a file as text, with its stat; None when it cannot be read."""
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if st.st_size > limit:
-                fh.seek(st.st_size - limit)
-            data = fh.read(limit)
-    except OSError:
-        return None
+def read_tail(path: str, roots: ReadRoots, limit: int = TAIL_BYTES) -> tuple[str, os.stat_result] | str:
+    """The last `limit` bytes of a file a record names, as text with its stat; else why it was not read
+    (only regular files under the allowed roots are read: see records/safe_read.py)."""
+    tail = tail_or_reason(path, roots, limit)
+    if isinstance(tail, str):
+        return tail
+    data, st = tail
     return data.decode("utf-8", errors="replace"), st
 
 
@@ -35,11 +33,12 @@ def _seconds(h: str, m: str, s: str) -> float:
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def parse_progress_file(path: str) -> EncoderEvidence:
+def parse_progress_file(path: str, roots: ReadRoots) -> EncoderEvidence:
     """ffmpeg `-progress` output: key=value blocks, the last one ending `progress=end` on success."""
     evidence = EncoderEvidence(path=path, kind="progress")
-    tail = read_tail(path)
-    if tail is None:
+    tail = read_tail(path, roots)
+    if isinstance(tail, str):
+        evidence.unread = tail
         return evidence
     text, st = tail
     evidence.exists, evidence.mtime, evidence.size = True, st.st_mtime, st.st_size
@@ -62,11 +61,12 @@ def parse_progress_file(path: str) -> EncoderEvidence:
     return evidence
 
 
-def parse_stderr_log(path: str) -> EncoderEvidence:
+def parse_stderr_log(path: str, roots: ReadRoots) -> EncoderEvidence:
     """ffmpeg's stderr: `time=` and `speed=` of the last status line, errors, and whether it ended well."""
     evidence = EncoderEvidence(path=path, kind="log")
-    tail = read_tail(path)
-    if tail is None:
+    tail = read_tail(path, roots)
+    if isinstance(tail, str):
+        evidence.unread = tail
         return evidence
     text, st = tail
     evidence.exists, evidence.mtime, evidence.size = True, st.st_mtime, st.st_size

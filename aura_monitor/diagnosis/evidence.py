@@ -28,6 +28,7 @@ class EncoderEvidence:
     errors: list[str] = field(default_factory=list)
     output_announced: str | None = None
     frames: int | None = None
+    unread: str | None = None  # why the file was not read (missing, refused: a FIFO, outside the roots...)
 
 
 @dataclass(slots=True)

@@ -34,7 +34,11 @@ class Diagnosis:
 
 
 def options_from(settings: Settings) -> CollectOptions:
-    return CollectOptions(jobs_dir=settings.jobs_dir, ffmpeg_log_dir=settings.resolved_ffmpeg_log_dir)
+    return CollectOptions(
+        jobs_dir=settings.jobs_dir,
+        ffmpeg_log_dir=settings.resolved_ffmpeg_log_dir,
+        read_root=tuple(settings.read_root),
+    )
 
 
 def run_diagnosis(

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 # Absent on Windows: there a FIFO cannot be opened by path and links are resolved by the realpath check.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _FD_LINKS = "/proc/self/fd"
+MISSING = "does not exist"
 _HINT = "; if that directory is trusted, let the sidecar read it with --read-root DIR"
 
-__all__ = ["ReadRefused", "ReadRoots", "kind_of", "open_regular", "read_head", "read_tail", "tail_or_reason"]
+__all__ = ["MISSING", "ReadRefused", "ReadRoots", "kind_of", "open_regular", "read_head", "read_tail", "tail_or_reason"]
 
 
 class ReadRefused(Exception):
@@ -145,5 +146,7 @@ def tail_or_reason(path: str, roots: ReadRoots, limit: int) -> tuple[bytes, os.s
         return read_tail(path, roots, limit)
     except ReadRefused as exc:
         return exc.reason + (_HINT if exc.outside else "")
+    except FileNotFoundError:
+        return MISSING
     except OSError as exc:
         return exc.strerror or str(exc)
