@@ -1,10 +1,15 @@
-"""Stage-aware thresholds and the deadline heap, as pure functions of their inputs."""
+"""Stage-aware thresholds and the deadline heap, as pure functions of their inputs; the stall timer's pause
+handling on its real thread."""
 
 from __future__ import annotations
 
+from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
-from aura_monitor.model import JobStatus
+from aura_monitor.model import JobRecord, JobStatus, RecordFormat
 from aura_monitor.stall import DeadlineHeap, ThresholdKind, Thresholds, is_stalled
+from aura_monitor.stall_timer import StallTimer
+from aura_monitor.tracker import Tracker
+from tests.support import wait_for
 
 RUNNING = JobStatus.RUNNING
 
@@ -67,3 +72,33 @@ def test_the_heap_stays_small_when_one_job_is_rearmed_many_times() -> None:
     assert len(heap) == 1
     assert len(heap._heap) < 200
     assert heap.pop_due(1e9) == ["busy"]
+
+
+def _running(percent: float) -> JobRecord:
+    return JobRecord("job", RecordFormat.NATIVE, JobStatus.RUNNING, "Render", percent, "running")
+
+
+def test_after_a_pause_the_timer_lets_the_ingest_catch_up_before_it_judges() -> None:
+    clock = FakeClock()
+    tracker = Tracker(Thresholds(default=3), monotonic=clock.monotonic)
+    tracker.apply("p", _running(10.0), clock.now())
+    caught_up: list[float] = []
+
+    def catch_up(timeout: float) -> bool:
+        # What the ingest would find on disk: the writer progressed while the sidecar was stopped.
+        tracker.apply(
+            "p", JobRecord("job", RecordFormat.NATIVE, JobStatus.RUNNING, "Render", 20.0, "running"), clock.now()
+        )
+        caught_up.append(timeout)
+        return True
+
+    timer = StallTimer(tracker, clock, catch_up=catch_up)
+    timer.start()
+    try:
+        clock.advance(10)  # the process "did not run" for 10 s: the job's 3 s deadline passed meanwhile
+        wait_for(lambda: timer.pauses == 1, timeout=10, what="the timer to notice the pause")
+        wait_for(lambda: caught_up, timeout=10, what="the catch-up")
+        state = tracker.get("job")
+        assert state is not None and not state.stalled and state.record is not None and state.record.percent == 20.0
+    finally:
+        timer.stop()

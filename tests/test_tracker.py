@@ -192,3 +192,30 @@ def test_transition_sequence_numbers_grow(clock: FakeClock) -> None:
         tracker.apply("/jobs/job/job.json", replace(record(), percent=float(pct)), clock.advance(1))
     seqs = [t.seq for t in rec.seen]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def _monotonic_tracker(clock: FakeClock) -> tuple[Tracker, Recorder]:
+    tracker = Tracker(Thresholds(default=45), monotonic=clock.monotonic)
+    return tracker, Recorder(tracker)
+
+
+def test_stepping_the_wall_clock_back_does_not_delay_a_stall_on_the_monotonic_clock(clock: FakeClock) -> None:
+    tracker, rec = _monotonic_tracker(clock)
+    tracker.apply("p", record(last_progress_at=clock.now()), clock.now())
+    clock.step(-600)
+    clock.advance(46)
+    tracker.tick(clock.now())
+    assert rec.kinds()[-1] is K.STALLED
+    state = tracker.get("job")
+    assert state is not None and state.seconds_since_progress(clock.now()) == 46
+
+
+def test_stepping_the_wall_clock_forward_invents_no_stall_and_no_long_silence(clock: FakeClock) -> None:
+    tracker, rec = _monotonic_tracker(clock)
+    tracker.apply("p", record(last_progress_at=clock.now()), clock.now())
+    clock.step(600)
+    clock.advance(10)
+    assert tracker.tick(clock.now()) == []
+    state = tracker.get("job")
+    assert state is not None and not state.stalled and state.seconds_since_progress(clock.now()) == 10
+    assert K.STALLED not in rec.kinds()
