@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the suite drives for real (binary:package).
-SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium \
-  node:nodejs npm:npm faketime:faketime
+SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
+  amtool:prometheus-alertmanager chromium:chromium node:nodejs npm:npm faketime:faketime
 # Grafana's published dashboard schema + tsc, for tests/test_dashboards.py (no Grafana server installs here).
 SCHEMA_DIR := tools/grafana-schema
 SCHEMA_STAMP := $(SCHEMA_DIR)/node_modules/.installed
