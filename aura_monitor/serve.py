@@ -10,6 +10,7 @@ import sys
 import uvicorn
 
 from .api.app import create_app
+from .api.limits import raise_fd_limit
 from .config import Settings
 from .exceptions import ConfigError
 from .settings_cli import add_settings_flags, settings_from_args
@@ -58,6 +59,7 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 def run_server(settings: Settings, sidecar: Sidecar | None = None, announce: bool = True) -> None:
     check_exposure(settings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    raise_fd_limit()  # before the app: the SSE stream cap is derived from the limit
     sidecar = sidecar or Sidecar(settings)
     app = create_app(sidecar)
     config = uvicorn.Config(

@@ -212,8 +212,8 @@ def open_stream(port: int, path: str) -> tuple[socket.socket, int, dict[str, str
 
 
 @contextmanager
-def sidecar_process(jobs_dir: Path, log: Path, *flags: str, nofile: int) -> Iterator[int]:
-    """`aura-monitor serve` under `prlimit --nofile`, its output in `log`; yields its port."""
+def sidecar_process(jobs_dir: Path, log: Path, *flags: str, nofile: str) -> Iterator[tuple[int, int]]:
+    """`aura-monitor serve` under `prlimit --nofile=<soft[:hard]>`, its output in `log`; yields its port and pid."""
     prlimit = shutil.which("prlimit")
     assert prlimit, "prlimit (util-linux) is missing"
     port_probe = socket.socket()
@@ -234,7 +234,7 @@ def sidecar_process(jobs_dir: Path, log: Path, *flags: str, nofile: int) -> Iter
                 what="the sidecar to be ready",
                 ignoring=(httpx.HTTPError,),
             )
-            yield port
+            yield port, process.pid
         finally:
             process.terminate()
             try:
@@ -251,7 +251,7 @@ def test_under_an_fd_limit_streams_past_the_cap_get_503_while_health_metrics_and
     log = tmp_path / "sidecar.log"
     cap = stream_cap(None, 256)
     extra = 300  # more refused clients holding their connection than there are descriptors at all
-    with sidecar_process(jobs_dir, log, nofile=256) as port, ExitStack() as held:
+    with sidecar_process(jobs_dir, log, nofile="256") as (port, _), ExitStack() as held:
         watcher = SseClient(port, "/api/jobs/job/events")
         held.callback(watcher.close)
         watcher.wait_for_event("connected")
@@ -298,6 +298,13 @@ def test_a_repeated_error_is_logged_a_few_times_then_summarised_once_per_interva
     ]
     assert "disk: 5998 more like this in the last 60 s (not logged one by one)" in lines
     assert len(lines) < 10
+
+
+def test_serve_raises_a_low_open_file_soft_limit_to_the_hard_limit(jobs_dir: Path, tmp_path: Path) -> None:
+    with sidecar_process(jobs_dir, tmp_path / "sidecar.log", nofile="256:4096") as (_, pid):
+        limits = Path(f"/proc/{pid}/limits").read_text()
+    row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert row.split()[3:5] == ["4096", "4096"], row
 
 
 def write_many(jobs_dir: Path, count: int, running: int) -> None:

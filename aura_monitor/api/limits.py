@@ -36,6 +36,21 @@ def fd_soft_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
+def raise_fd_limit(ceiling: int = 65_536) -> int | None:
+    """Raise the open-file soft limit to the hard limit (at most `ceiling`), as Go and nginx do; the new soft limit.
+
+    Why: the soft limit is often 1,024 while the hard one allows far more, and every SSE client is a descriptor.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.info("open-file limit stays %d (could not raise it to %d: %s)", soft, wanted, exc)
+    return fd_soft_limit()
+
+
 def stream_cap(configured: int | None, soft_limit: int | None) -> int:
     """--max-streams (or 10,000), never more than the fd limit minus a reserve of a quarter (at least 64)."""
     wanted = configured if configured is not None else DEFAULT_MAX_STREAMS
