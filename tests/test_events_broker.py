@@ -181,14 +181,14 @@ def test_replay_after_an_id_gives_exactly_the_later_events_of_that_job(
     assert replay.first_id == seen.first_id  # `connected` repeats the client's id: ids never go back
 
 
-@pytest.mark.parametrize("last", ["f00d-1", "b00t-999", "garbage"])
+@pytest.mark.parametrize("last", ["f00d-1", "b00t-999", "garbage", "b00t-²"])
 def test_an_id_from_another_boot_or_beyond_the_log_or_unparseable_means_resync(
     clock: FakeClock, loop: asyncio.AbstractEventLoop, last: str
 ) -> None:
     world = World(clock)
     world.write(percent=10)
     opening = world.open(loop, "job", last)
-    assert opening.resync == (last != "garbage") and opening.replay == []
+    assert opening.resync and opening.replay == []
     assert opening.snapshot["percent"] == 10 and opening.first_id == f"b00t-{opening.position}"
 
 
