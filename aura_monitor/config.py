@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from .exceptions import ConfigError
 
@@ -135,9 +135,10 @@ class Settings(BaseSettings):
     external_url: str | None = Field(
         None, description="URL browsers and alert links use to reach this sidecar (default http://<host>:<port>)"
     )
-    allowed_host: list[str] = Field(
+    allowed_host: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="extra Host name the API answers to besides loopback and --external-url's (repeatable; * = any)",
+        description="extra Host name the API answers to besides loopback and --external-url's (repeatable; * = any; "
+        "the variable takes a JSON list or names joined by commas)",
     )
     max_streams: int | None = Field(
         None, ge=1, le=1_000_000, description="concurrent SSE streams (default: the open-file limit minus a reserve)"
@@ -156,6 +157,19 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"stage thresholds must be positive seconds, got {bad}")
         return {stage.strip().lower(): seconds for stage, seconds in value.items()}
+
+    @field_validator("allowed_host", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: a JSON list, or names joined by commas
+            text = value.strip()
+            if not text.startswith("["):
+                return [part.strip() for part in text.split(",") if part.strip()]
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("expected a JSON list of host names or names joined by commas") from None
+        return value
 
     @field_validator("read_root", mode="before")
     @classmethod
@@ -205,6 +219,8 @@ def load_settings(**flags: Any) -> Settings:
     given = {key: value for key, value in flags.items() if value is not None}
     try:
         return Settings(**given)
+    except SettingsError as exc:  # a variable holding a dict or list that is not JSON
+        raise ConfigError(f"invalid setting: {exc}; give a JSON value") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"

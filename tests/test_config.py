@@ -65,3 +65,17 @@ def test_the_default_jobs_dir_follows_aura(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.delenv("AURA_DATA_PATH")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert default_jobs_dir() == tmp_path / "xdg" / "Aura" / "jobs"
+
+
+def test_a_dict_or_list_variable_that_is_not_json_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURA_MONITOR_STAGE_THRESHOLDS", "tts=90")
+    with pytest.raises(ConfigError, match=r"stage_thresholds.*JSON"):
+        load_settings()
+
+
+@pytest.mark.parametrize("value", ["node7.lan, sidecar", '["node7.lan", "sidecar"]'])
+def test_allowed_hosts_come_from_a_comma_list_or_a_json_list_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AURA_MONITOR_ALLOWED_HOST", value)
+    assert load_settings().allowed_host == ["node7.lan", "sidecar"]
