@@ -54,8 +54,9 @@ def read_file(path: str) -> tuple[bytes, os.stat_result]:
     Reads exactly what fstat announces (plus one byte, to notice a file still growing): asking for the
     size limit instead made every read allocate, map and unmap 64 MiB, 5x the cost of the whole read.
     """
+    absolute = os.path.abspath(path)
     try:
-        fd, st = open_regular(path, _jobs_root(os.path.dirname(os.path.dirname(os.path.abspath(path)))))
+        fd, st = open_regular(absolute, _jobs_root(os.path.dirname(os.path.dirname(absolute))))
     except ReadRefused as exc:
         raise RecordUnreadable(f"{path} was not read: {exc.reason}; replace it with a regular job.json") from None
     try:

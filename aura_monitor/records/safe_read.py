@@ -46,31 +46,33 @@ def kind_of(mode: int) -> str:
     return "special file"
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
-
-
 class ReadRoots:
     """The directories content may be read from, each kept both as given (absolute) and resolved."""
 
     def __init__(self, dirs: Iterable[str | os.PathLike[str]]) -> None:
         self.given = tuple(dict.fromkeys(os.path.abspath(os.fspath(d)) for d in dirs))
-        self._resolved = self._resolve()
+        self._resolve()
 
-    def _resolve(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((*self.given, *(os.path.realpath(d) for d in self.given))))
+    def _resolve(self) -> None:
+        roots = tuple(dict.fromkeys((*self.given, *(os.path.realpath(d) for d in self.given))))
+        # One str.startswith over a tuple: this runs on every record read.
+        self._exact = frozenset(roots)
+        self._prefixes = tuple(root if root.endswith(os.sep) else root + os.sep for root in roots)
+
+    def _contains(self, path: str) -> bool:
+        return path.startswith(self._prefixes) or path in self._exact
 
     def lexically_contains(self, path: str) -> bool:
         """Whether the normalized absolute `path` is under a root (no file system access)."""
-        return any(_under(path, root) for root in self._resolved)
+        return self._contains(path)
 
     def really_contains(self, real: str) -> bool:
         """Whether the resolved `real` path is under a root; roots are re-resolved once on a miss, so a jobs
         dir replaced by a symlink after start is followed rather than refused forever."""
-        if any(_under(real, root) for root in self._resolved):
+        if self._contains(real):
             return True
-        self._resolved = self._resolve()
-        return any(_under(real, root) for root in self._resolved)
+        self._resolve()
+        return self._contains(real)
 
     def __repr__(self) -> str:
         return f"ReadRoots({', '.join(self.given)})"
