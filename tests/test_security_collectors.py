@@ -21,8 +21,10 @@ import psutil
 import pytest
 
 from aura_monitor.config import load_settings
+from aura_monitor.diagnosis import processes
 from aura_monitor.diagnosis.explain import explain_offline
 from aura_monitor.diagnosis.media import MAX_BOXES, Probe, inspect_output
+from aura_monitor.diagnosis.processes import sample_processes
 from tests.live_server import live_server
 from tests.support import sample, wait_for, write_native
 
@@ -186,6 +188,7 @@ def test_a_box_bomb_mp4_is_explained_in_bounded_time_and_memory(jobs_dir: Path, 
             took = time.monotonic() - began
             response = pending.result()
     assert response.status_code == 200
+    print(f"\nbox bomb explain: {took * 1000:.0f} ms, RSS growth {(peak - before) / 2**20:.1f} MiB")
     assert took < 5, f"explain of a box bomb took {took:.1f} s"
     assert peak - before < 50 * 2**20, f"RSS grew {(peak - before) / 2**20:.0f} MiB"
     unseen = " ".join(output_unseen(response.json()))
@@ -338,3 +341,20 @@ def test_a_probe_closes_its_file_and_process_even_when_never_finished(media: dic
     assert probe.proc.returncode is not None
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_concurrent_diagnoses_of_one_busy_process_share_one_cpu_sample(tmp_path: Path) -> None:
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        wait_for(lambda: psutil.Process(spinner.pid).cpu_times().user > 0.05, timeout=10, what="the spinner busy")
+        record_time = time.time()
+        measured = processes.windows_measured
+        with ThreadPoolExecutor(6) as pool:
+            samples = list(pool.map(lambda _: sample_processes([("worker", spinner.pid)], 0.3, record_time), range(6)))
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert processes.windows_measured - measured == 1, "six callers, one CPU window"
+    deltas = {evidence.cpu_delta_s for [evidence] in samples}
+    assert len(deltas) == 1 and next(iter(deltas)), deltas
+    assert all(evidence.window_s == 0.3 and evidence.exists for [evidence] in samples)
