@@ -144,17 +144,18 @@ def test_a_foreign_host_is_refused_on_every_route_so_dns_rebinding_reads_nothing
             status, body = raw_get(server.port, route, "evil.example")
             assert status == 421, route
             assert "--allowed-host evil.example" in body["detail"] and "--external-url" in body["detail"]
-        for host in ("localhost", f"localhost:{server.port}", "127.0.0.1:1", "[::1]:9465", "LOCALHOST:80"):
+        # Address literals cannot be rebound (a browser sends the IP it was given): kubelet probes, scrapers.
+        for host in ("localhost", f"localhost:{server.port}", "127.0.0.1:1", "[::1]:9465", "LOCALHOST:80", "10.1.2.3"):
             assert raw_get(server.port, "/api/jobs/job", host)[0] == 200, host
 
 
 def test_allowed_hosts_and_the_external_urls_host_are_answered_and_a_star_answers_any(jobs_dir: Path) -> None:
     write_native(jobs_dir, "job", status="running")
     with live_server(
-        jobs_dir, external_url="https://monitor.render.example/", allowed_host=["node7.lan", "10.0.0.7"]
+        jobs_dir, external_url="https://monitor.render.example/", allowed_host=["node7.lan", "sidecar"]
     ) as server:
         wait_for(lambda: server.sidecar.tracker.get("job"), what="the job to be tracked")
-        for host in ("monitor.render.example", "node7.lan:9465", "10.0.0.7"):
+        for host in ("monitor.render.example", "node7.lan:9465", "sidecar"):
             assert raw_get(server.port, "/api/jobs/job", host)[0] == 200, host
         assert raw_get(server.port, "/api/jobs/job", "node8.lan")[0] == 421
         # The external URL's origin may POST (a board behind a TLS proxy at that address).

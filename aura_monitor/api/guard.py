@@ -8,6 +8,7 @@ they pass, and the bearer token still applies to them.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
@@ -30,6 +31,15 @@ def host_name(host: str) -> str:
     if host.count(":") == 1:
         return host.split(":", 1)[0]
     return host  # a bare IPv6 literal or a plain name
+
+
+def _is_ip(name: str) -> bool:
+    """An address literal: rebinding needs a DNS name, and probes and scrapers (kubelet, Prometheus) use IPs."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _origin_of(url: str) -> str:
@@ -63,7 +73,7 @@ class BrowserGuard:
     def _host_refusal(self, headers: Headers) -> tuple[int, str, str, str] | None:
         host = headers.get("host")
         # No Host at all is HTTP/1.0 from a script: browsers always send one, so rebinding cannot hide there.
-        if host is None or self.any_host or host_name(host) in self.hosts:
+        if host is None or self.any_host or host_name(host) in self.hosts or _is_ip(host_name(host)):
             return None
         shown = host[:100]
         return (
