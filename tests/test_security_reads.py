@@ -120,6 +120,10 @@ def test_the_offline_explain_refuses_the_same_paths_and_never_prints_them(
         out = capsys.readouterr().out
         assert "root:" not in out
         assert "outside the allowed roots" in _not_seen(json.loads(out)), out
+    (jobs_dir / "fifo").mkdir()
+    os.mkfifo(jobs_dir / "fifo" / "job.json")
+    assert main(["explain", "fifo", "--json", "--jobs-dir", str(jobs_dir)]) == 0
+    assert "job.json was not read: not a regular file (FIFO)" in _not_seen(json.loads(capsys.readouterr().out))
     # Its own process, the token in its environment: /proc/self/environ is then the CLI's own.
     argv = [sys.executable, "-m", "aura_monitor", "explain", "environ", "--json", "--jobs-dir", str(jobs_dir)]
     env = {**os.environ, "AURA_MONITOR_TOKEN": token}
