@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from aura_monitor import __version__
 from aura_monitor.aura_writer import net_time
@@ -107,7 +108,7 @@ def measure(jobs: int, *, stalled: bool) -> dict[str, Any]:
         write_jobs(jobs_dir, jobs, stalled=stalled)
         # A 1 h threshold keeps the healthy jobs healthy for the whole measurement.
         threshold = "45" if stalled else "3600"
-        with served(jobs_dir, "--node", "bench-node", "--stall-threshold", threshold) as (_, url):
+        with served(jobs_dir, "--node", "bench-node", "--stall-threshold", threshold) as (process, url):
             wait_until(lambda: tracked_jobs(url) == jobs, 60, f"{jobs} jobs tracked")
             if stalled:
                 # Worst case: every job stalled and its verdict exported (aura_job_stall_reason present).
@@ -119,6 +120,7 @@ def measure(jobs: int, *, stalled: bool) -> dict[str, Any]:
                     f"{jobs} diagnosed stalls",
                 )
             result = scrape(url)
+            result["rss_mib"] = round(psutil.Process(process.pid).memory_info().rss / 2**20, 1)
     result["jobs"] = jobs
     result["stalled"] = jobs if stalled else 0
     return result

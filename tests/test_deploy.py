@@ -351,15 +351,20 @@ class Stack:
         self.tmp = tmp
         self.exits = exits
 
-    def sidecar(self, node: str, *jobs: tuple[str, float]) -> int:
-        """A real sidecar named `node` whose jobs last progressed (job id, seconds ago); returns its port."""
+    def sidecar(self, node: str, *jobs: tuple[str, float], calls_itself: str | None = None) -> int:
+        """A real sidecar named `node` (or `calls_itself`) whose jobs last progressed (job id, seconds ago)."""
         jobs_dir = self.tmp / node / "jobs"
         jobs_dir.mkdir(parents=True)
         for job_id, age in jobs:
             write_native(jobs_dir, job_id, lastProgressAt=net_time(time.time() - age))
         port = free_port()
         process = self.exits.enter_context(
-            managed(node, sidecar_argv(jobs_dir, port, "--node", node), self.tmp / f"{node}.log", env=clean_env())
+            managed(
+                node,
+                sidecar_argv(jobs_dir, port, "--node", calls_itself or node),
+                self.tmp / f"{node}.log",
+                env=clean_env(),
+            )
         )
         wait_ready(process, f"http://127.0.0.1:{port}/readyz")
         return port
@@ -393,7 +398,8 @@ def test_a_site_prometheus_finds_sidecars_in_its_targets_files_and_the_central_o
     stack: Stack,
 ) -> None:
     port_a = stack.sidecar("render-a", ("stuck", 7200), ("fine", 0))
-    port_b = stack.sidecar("render-b", ("fine-b", 0))
+    # Misconfigured on purpose: its --node is not the targets file's name.
+    port_b = stack.sidecar("render-b", ("fine-b", 0), calls_itself="render-b-self")
     site_dir = stack.tmp / "site"
     site_dir.mkdir()
     site = portable(DEPLOY / "prometheus" / "prometheus.yml", site_dir)
@@ -404,13 +410,17 @@ def test_a_site_prometheus_finds_sidecars_in_its_targets_files_and_the_central_o
     site_api = stack.prometheus("site", site)
 
     info = poll(lambda: series(site_api, 'aura_sidecar_info{instance="render-a"}') or None, 20, "render-a scraped")
-    # instance is the node name, and the sidecar's own node label is kept (honor_labels), not exported_node.
+    # instance is the node name; the info series keeps one `node` (no exported_node left by the clash).
     assert info[0]["node"] == "render-a" and info[0]["job"] == "aura-monitor" and "exported_node" not in info[0]
     assert series(site_api, 'aura_jobs{node="render-a", team="render-core", status="running"}')
 
     # A new node is a new targets file: picked up without a reload.
     targets_file(site_dir / "targets" / "render-b.json", port_b, node="render-b", team="render-gpu")
     poll(lambda: series(site_api, 'up{instance="render-b"} == 1') or None, 30, "render-b discovered from its file")
+    # Its info series says what the sidecar calls itself; every other series says what discovery says.
+    info_b = poll(lambda: series(site_api, 'aura_sidecar_info{instance="render-b"}') or None, 20, "render-b info")
+    assert info_b[0]["node"] == "render-b-self" and "exported_node" not in info_b[0]
+    assert series(site_api, 'aura_jobs{instance="render-b", node="render-b", status="running"}')
     poll(lambda: series(site_api, 'aura_job_stall_reason{job_id="stuck"}') or None, 30, "the stuck job diagnosed")
 
     central_dir = stack.tmp / "central"
@@ -429,7 +439,7 @@ def test_a_site_prometheus_finds_sidecars_in_its_targets_files_and_the_central_o
         return found if len(found) == 2 else None
 
     nodes = poll(both_nodes, 30, "both nodes federated")
-    assert {item["node"] for item in nodes} == {"render-a", "render-b"}
+    assert {item["node"] for item in nodes} == {"render-a", "render-b-self"}
     # Federated with the site's labels (honor_labels), not relabelled as the federation job.
     assert {item["job"] for item in nodes} == {"aura-monitor"}
     stalled = poll(lambda: series(central_api, "aura_job_stalled") or None, 30, "the stalled job federated")
