@@ -320,13 +320,20 @@ def test_a_repeated_explain_of_an_unchanged_job_reuses_one_diagnosis(jobs_dir: P
 def test_a_real_rendered_video_is_still_probed_with_its_duration_and_size(
     media: dict[str, Path], tmp_path: Path
 ) -> None:
-    mkv = tmp_path / "valid.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(media["valid"]), "-c", "copy", str(mkv)], check=True, timeout=60)
-    for path in (media["valid"], mkv):
+    remuxed = {}
+    for ext in ("mkv", "ts", "avi", "mov"):  # each forces its own demuxer (matroska, mpegts, avi, mov)
+        remuxed[ext] = tmp_path / f"valid.{ext}"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(media["valid"]), "-c", "copy", str(remuxed[ext])],
+            check=True,
+            timeout=60,
+        )
+    for path in (media["valid"], *remuxed.values()):
         evidence = inspect_output(str(path))
-        assert evidence.probed and evidence.probe_error is None and evidence.unprobed is None
+        assert evidence.probed and evidence.probe_error is None and evidence.unprobed is None, evidence
         assert evidence.duration_s is not None and abs(evidence.duration_s - 2.0) < 0.2
         assert (evidence.width, evidence.height) == (160, 90)
+    mkv = remuxed["mkv"]
     # The demuxer comes from the extension, never from the content: Matroska named .mp4 is not read as Matroska.
     disguised = shutil.copy(mkv, tmp_path / "disguised.mp4")
     evidence = inspect_output(str(disguised))
