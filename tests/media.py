@@ -93,6 +93,11 @@ def start_encoder(folder: Path, name: str, seconds: int = 120) -> LiveEncoder:
         "libx264",
         "-preset",
         "ultrafast",
+        # Write each packet as it is made, as a real-rate encoder's output grows: without it the mp4 muxer
+        # holds ~256 KB (10 s of this tiny video), the output looks still, and a diagnosis can call the
+        # encoder hung whenever its CPU sample (10 ms ticks, 0.15 s window) reads 0 (seen under load).
+        "-flush_packets",
+        "1",
         "-stats_period",
         "0.2",
         "-progress",
