@@ -10,6 +10,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .api.views import BROKEN_VIEWS
 from .ingest import IngestStats
 from .model import JobStatus, stage_key
 from .stall import Thresholds
@@ -99,6 +100,7 @@ class SnapshotCollector(Collector):
         sse_clients: Callable[[], dict[str, int]] | None = None,
         sse_refused: Callable[[], int] | None = None,
         info: dict[str, str] | None = None,
+        stall_timer_pauses: Callable[[], int] | None = None,
     ) -> None:
         self.tracker = tracker
         self.thresholds = thresholds
@@ -108,6 +110,7 @@ class SnapshotCollector(Collector):
         self.sse_clients = sse_clients
         self.sse_refused = sse_refused
         self.info = info
+        self.stall_timer_pauses = stall_timer_pauses
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # collected lazily: describing would scan every job at registration
@@ -165,6 +168,22 @@ class SnapshotCollector(Collector):
             "Reads of job.json that failed to parse",
             self.ingest.parse_failures,
         )
+        yield _counter(
+            "aura_listener_failures_total",
+            "Exceptions raised by a tracker listener (SSE, metrics, tracing, history); the others still ran",
+            self.tracker.listener_failures,
+        )
+        yield _counter(
+            "aura_view_failures_total",
+            "Job views that could not be built; the job was left out of a list, queue, snapshot or event",
+            BROKEN_VIEWS.count,
+        )
+        if self.stall_timer_pauses is not None:
+            yield _counter(
+                "aura_stall_timer_pauses_total",
+                "Times the sidecar found it had not run (SIGSTOP, suspend, starved CPU) and caught up before judging",
+                self.stall_timer_pauses(),
+            )
         yield GaugeMetricFamily(
             "aura_watcher_up",
             "1 while the file watcher runs and the jobs dir exists",

@@ -88,6 +88,7 @@ class Sidecar:
             lambda: self.watcher.ready,
             sse_clients=self.events.counts,
             sse_refused=lambda: self.events.refused,
+            stall_timer_pauses=lambda: self.stall_timer.pauses,
             info={
                 "node": settings.node,
                 "external_url": settings.resolved_external_url,

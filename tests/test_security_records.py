@@ -28,7 +28,7 @@ from aura_monitor.stall import Thresholds
 from aura_monitor.tracker import Tracker
 from aura_monitor.transitions import Transition
 from tests.live_server import SseClient, live_server
-from tests.support import wait_for, write_native
+from tests.support import sample, wait_for, write_native
 
 ROOT = Path(__file__).resolve().parent.parent
 # A small threshold so a stall or a pause twice its length stays a few seconds; no periodic rescan, so
@@ -126,6 +126,9 @@ def test_one_hostile_record_of_each_kind_beside_healthy_jobs_breaks_no_route_and
             assert set(HEALTHY) | {"hostile-text"} <= snapshot
         finally:
             stream.close()
+        metrics = http.get("/metrics").text
+        assert sample(metrics, "aura_view_failures_total") == 0, "nothing left out: every hostile value was handled"
+        assert sample(metrics, "aura_listener_failures_total") == 0
 
 
 @pytest.mark.parametrize("last_event_id", ["x-²", "x-٣", "boot-12abc", "-", "\u00e9"])
@@ -324,6 +327,8 @@ def test_after_sigstop_and_sigcont_no_healthy_job_is_ever_reported_stalled(jobs_
             stalled = [e for e in stream.events if e.name == "job-stalled"]
             assert not stalled, [e.data for e in stalled]
             assert any(e.name == "step-progress" for e in stream.events if e.mono > paused_until)
+            pauses = sample(httpx.get(f"{url}/metrics", timeout=10).text, "aura_stall_timer_pauses_total")
+            assert pauses is not None and pauses >= 1
         finally:
             stream.close()
     assert "did not run for" in log.read_text(), "the timer noticed the pause and let the ingest catch up"
