@@ -10,7 +10,7 @@ SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prome
 SCHEMA_DIR := tools/grafana-schema
 SCHEMA_STAMP := $(SCHEMA_DIR)/node_modules/.installed
 
-.PHONY: test lint unit demo serve bench system-deps install grafana-schema constraints clean
+.PHONY: test lint unit test-stress demo serve bench system-deps install grafana-schema constraints clean
 
 test: install system-deps grafana-schema lint unit
 
@@ -54,6 +54,12 @@ lint: install
 
 unit: install system-deps grafana-schema
 	$(BIN)/pytest -q
+
+# Not part of `test`: the whole suite STRESS_RUNS times beside STRESS_LOAD busy loops, to catch flaky tests.
+STRESS_RUNS ?= 5
+STRESS_LOAD ?= 2
+test-stress: install system-deps grafana-schema
+	STRESS_RUNS=$(STRESS_RUNS) STRESS_LOAD=$(STRESS_LOAD) PYTEST=$(BIN)/pytest tests/stress.sh
 
 demo: install system-deps
 	$(BIN)/aura-monitor demo

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
+import anyio
+import anyio.to_thread
 from prometheus_client import CollectorRegistry
 
 from ..clock import Clock
@@ -23,12 +26,13 @@ from ..stall import Thresholds
 from ..tracker import Tracker
 from ..transitions import Transition, TransitionKind
 from .explain import Diagnosis, options_from, run_diagnosis
-from .runner import WAIT_S, DiagnosisBusy, DiagnosisRunner
+from .runner import RETRY_AFTER_S, WAIT_S, DiagnosisBusy, DiagnosisRunner
 from .subject import Subject
 
 log = logging.getLogger(__name__)
 
 MAX_PER_CYCLE = 50  # re-diagnoses per interval, so thousands of stalled jobs cannot saturate a core
+STAT_THREADS = 4  # concurrent lstat batches for explain cache keys (off the event loop)
 STALL_WAIT_S = 60.0  # the stall worker's patience for one diagnosis (a ffprobe deadline is 2 s)
 
 
@@ -53,6 +57,7 @@ class DiagnosisService:
         self.subscribers = subscribers
         self.retry_history = retry_history
         self.runner = DiagnosisRunner(self._diagnose, registry)
+        self._stat_limiter: anyio.CapacityLimiter | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._pending: set[str] = set()
         self._lock = threading.Lock()
@@ -82,25 +87,64 @@ class DiagnosisService:
             revision = (state.file_mtime, id(state.record), state.stalled, state.parse_failures, id(last))
         return revision, self.subscribers(job_id) if self.subscribers else None
 
-    def submit(self, job_id: str, trigger: str = "explain") -> Future[Diagnosis]:
-        """The job's diagnosis, cached, shared or newly queued; JobNotFound, DiagnosisBusy when full."""
-        return self.runner.submit(job_id, self._key(job_id), trigger)
+    def _files(self, job_id: str) -> Hashable:
+        """lstat signatures of the files a diagnosis of `job_id` reads (metadata only, never content)."""
+        state = self.tracker.get(job_id)
+        record = state.record if state is not None else None
+        paths = [str(self.options.ffmpeg_log_dir / f"{job_id}.log")]
+        if record is not None:
+            named = (
+                record.output_path,
+                record.encoder_output,
+                record.progress_file,
+                record.encoder_log,
+                record.job_log,
+            )
+            paths += [p for p in named if p]
+        signature: list[tuple[str, int | None, int | None, int | None]] = []
+        for path in paths:
+            try:
+                st = os.lstat(path)
+                signature.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+            except (OSError, ValueError):
+                signature.append((path, None, None, None))
+        return tuple(signature)
+
+    def submit(self, job_id: str, trigger: str = "explain", files: Hashable = None) -> Future[Diagnosis]:
+        """The job's diagnosis, cached, shared or newly queued; JobNotFound, DiagnosisBusy when full.
+
+        The cache key is the record revision plus `files` (the lstat signatures, taken here when not given).
+        """
+        key = self._key(job_id)
+        return self.runner.submit(job_id, (key, self._files(job_id) if files is None else files), trigger)
 
     def explain(self, job_id: str, timeout: float = WAIT_S) -> Diagnosis:
         """Diagnose with the history the sidecar observed, waiting at most `timeout` (DiagnosisBusy after)."""
         try:
             return self.submit(job_id).result(timeout)
         except FutureTimeout:
-            raise DiagnosisBusy(f"the diagnosis of {job_id!r} did not finish within {timeout:g} s") from None
+            raise DiagnosisBusy(
+                f"the diagnosis of {job_id!r} did not finish within {timeout:g} s (the sidecar is busy); it goes "
+                f"on: retry in {RETRY_AFTER_S} s for its result"
+            ) from None
 
     async def explain_async(self, job_id: str, timeout: float = WAIT_S) -> Diagnosis:
-        """explain() for the event loop: awaits the runner without holding any thread."""
-        future = asyncio.wrap_future(self.submit(job_id))
+        """explain() for the event loop: no file I/O on the loop, and no thread of the sync routes' pool held."""
+        self._key(job_id)  # JobNotFound before any work
+        if self._stat_limiter is None:
+            self._stat_limiter = anyio.CapacityLimiter(STAT_THREADS)
         try:
-            # shield: the run goes on (and fills the cache) when this caller gives up
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                # The lstats run under a limiter of their own: a hung mount ties up at most STAT_THREADS.
+                files = await anyio.to_thread.run_sync(self._files, job_id, limiter=self._stat_limiter)
+                future = asyncio.wrap_future(self.submit(job_id, files=files))
+                # shield: the run goes on (and fills the cache) when this caller gives up
+                return await asyncio.shield(future)
         except TimeoutError:
-            raise DiagnosisBusy(f"the diagnosis of {job_id!r} did not finish within {timeout:g} s") from None
+            raise DiagnosisBusy(
+                f"the diagnosis of {job_id!r} did not finish within {timeout:g} s (the sidecar is busy); it goes "
+                f"on: retry in {RETRY_AFTER_S} s for its result"
+            ) from None
 
     def _diagnose(self, job_id: str) -> Diagnosis:
         """One diagnosis, run by the runner's executor."""
