@@ -51,7 +51,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-# An update crosses three threads (watchdog's inotify reader, our ingest thread, the event loop); with the
+# An update crosses three threads (the inotify reader, the ingest thread, the event loop); with the
 # default 5 ms GIL switch interval each hand-off can wait that long under load.
 GIL_SWITCH_INTERVAL_S = 0.0005
 

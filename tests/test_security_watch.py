@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,6 +90,38 @@ def test_a_junk_tree_inside_a_job_dir_adds_no_watches(started: Sidecar, linked: 
     wait_for(lambda: percent_of(started, "junky") == 2.0, timeout=5, what="an update after the junk")
     assert watches.watch_count == 2
     assert started.watcher.stats.unwatched_dirs == 0
+
+
+def test_job_dirs_created_or_replaced_while_the_queue_overflowed_are_watched_after_it(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs), "--port", str(port)]
+    process = ManagedProcess("sidecar", [*serve, "--rescan-interval", str(NO_RESCAN)], tmp_path / "sidecar.log")
+    try:
+        for i in range(30):
+            write_native(jobs, f"busy-{i:02d}", percent=0.0)
+        poll(lambda: _percent(url, "busy-29") == 0.0, 30, "the busy jobs")
+        os.kill(process.process.pid, signal.SIGSTOP)  # nobody reads the queue: 18,000 events overflow its 16,384
+        for revision in range(1, 201):
+            for i in range(30):
+                write_native(jobs, f"busy-{i:02d}", revision=revision, percent=revision / 2)
+        write_native(jobs, "late", percent=1.0)  # its dir's creation event is among the lost ones
+        shutil.rmtree(jobs / "busy-05")  # and so are the old dir's removal and the new one's creation
+        write_native(jobs, "busy-05", percent=7.0)
+        os.kill(process.process.pid, signal.SIGCONT)
+        poll(lambda: (_metric(url, "aura_watcher_overflows_total") or 0) >= 1, 10, "the overflow counted")
+        poll(lambda: _percent(url, "late") == 1.0, 10, "the late job, found by the rescan the overflow triggered")
+        write_native(jobs, "late", percent=2.0, revision=2)
+        poll(lambda: _percent(url, "late") == 2.0, 5, "an update in the late job's dir, by inotify")
+        assert _percent(url, "busy-00") == 100.0
+        poll(lambda: _percent(url, "busy-05") == 7.0, 5, "the replaced job dir, by the rescan")
+        write_native(jobs, "busy-05", percent=8.0, revision=2)
+        poll(lambda: _percent(url, "busy-05") == 8.0, 5, "an update in the replaced dir, by inotify")
+    finally:
+        os.kill(process.process.pid, signal.SIGCONT)
+        process.stop()
 
 
 # -- the inotify watch limit, lowered for a sidecar in its own user namespace -----------------------------
