@@ -267,6 +267,21 @@ def test_a_linked_retry_history_is_neither_followed_nor_replaced(jobs_dir: Path,
     assert (jobs_dir / "job" / "monitor" / "retries.json").is_symlink()
 
 
+def test_a_linked_job_dir_in_the_state_dir_is_not_written_through(jobs_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "job").symlink_to(outside)
+    write_native(jobs_dir, "job", status="failed", error={"code": "E1", "message": "boom"})
+    with live_server(jobs_dir, state_dir=state) as server:
+        wait_for(lambda: server.sidecar.tracker.get("job") is not None, what="job known")
+        detail = _refused(httpx.post(f"{server.url}/api/jobs/job/retry"))
+        assert str(state / "job") in detail
+    assert list(outside.iterdir()) == []
+    assert not (jobs_dir / "job" / "requests").exists()
+
+
 def test_a_linked_lock_file_refuses_the_retry(jobs_dir: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
