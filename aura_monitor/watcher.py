@@ -188,8 +188,9 @@ class Watcher:
             self._stop_watches()
             self._root_id, self._real_root = root_id, real_root
         if root_id is not None and self.backend == "inotify" and not self._watching:
-            self._start_watches()
-            changed = True
+            # A rescan follows new watches (what changed before they existed); a refused instance is retried
+            # each tick without one, so the rescan keeps the pace it announces.
+            changed = self._start_watches() or changed
         return changed
 
     @property
@@ -197,7 +198,7 @@ class Watcher:
         watches = self._watches
         return watches is not None and watches.alive
 
-    def _start_watches(self) -> None:
+    def _start_watches(self) -> bool:
         assert self._real_root is not None
         if self._watches_started and self._watch_error is None:  # not each retry of a refused inotify instance
             self.stats.observer_restarts += 1
@@ -210,14 +211,15 @@ class Watcher:
         except WatchLimitError as exc:
             self._watch_error = f"{exc.strerror}: the kernel refused an inotify instance"
             self._watch_advice = INSTANCE_ADVICE
-            return
+            return False
         except OSError as exc:
             self._watch_error = f"cannot watch {self._real_root}: {exc.strerror}"
             self._watch_advice = "check that the sidecar's user may read the jobs dir, or run with --watch polling"
-            return
+            return False
         self._watch_error = None
         watches.start()
         self._watches = watches
+        return True
 
     def _stop_watches(self) -> None:
         watches, self._watches = self._watches, None
@@ -239,7 +241,7 @@ class Watcher:
         unwatched = self.unwatched()
         before, self.stats.unwatched_dirs = self.stats.unwatched_dirs, len(unwatched)
         if not unwatched:
-            if before:
+            if before and self._root_id is not None:
                 log.warning("every job dir in %s is watched again (%d dir(s) went unwatched)", self.root, before)
             self._unwatched_logged_at = None
             return
