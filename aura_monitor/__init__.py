@@ -15,7 +15,7 @@ from .exceptions import (
     RecordUnreadable,
     ReporterError,
 )
-from .model import JobRecord, JobStatus, RecordFormat, validate_job_id
+from .jobs.model import JobRecord, JobStatus, RecordFormat, validate_job_id
 from .records import parse_record, read_record
 
 __version__ = "0.1.0"

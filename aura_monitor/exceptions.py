@@ -71,3 +71,7 @@ class UnsafePath(ControlError):
 
 class ReporterError(AuraMonitorError, OSError):
     """The reporter SDK could not persist a job record."""
+
+
+class JobCancelled(AuraMonitorError):
+    """Raised inside a job when a cancel request arrived; the job ends `cancelled`."""

@@ -16,15 +16,15 @@ from .config import Settings
 from .control import ControlService
 from .diagnosis.service import DiagnosisService
 from .events import EventBroker
-from .ingest import Ingestor
-from .metrics import SnapshotCollector, TransitionMetrics, render_job_series
-from .model import stage_key
-from .stall import Thresholds
-from .stall_timer import StallTimer
-from .tracing import JobTracer, setup_tracing
-from .tracker import Tracker
-from .transitions import Transition
-from .watcher import Watcher
+from .jobs.model import stage_key
+from .jobs.stall import Thresholds
+from .jobs.tracker import Tracker
+from .jobs.transitions import Transition
+from .telemetry.metrics import SnapshotCollector, TransitionMetrics, render_job_series
+from .telemetry.tracing import JobTracer, setup_tracing
+from .watch.ingest import Ingestor
+from .watch.timer import StallTimer
+from .watch.watcher import Watcher
 
 log = logging.getLogger(__name__)
 

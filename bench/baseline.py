@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aura_monitor.clock import SystemClock
 from aura_monitor.exceptions import RecordError
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.records import read_record
-from aura_monitor.stall import Thresholds
-from aura_monitor.tracker import Tracker
 
 POLL_INTERVAL_S = 0.5
 

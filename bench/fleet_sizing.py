@@ -21,8 +21,8 @@ import httpx
 import psutil
 
 from aura_monitor import __version__
-from aura_monitor.aura_writer import net_time
 from aura_monitor.records.native import SCHEMA
+from tests.support.aura_writer import net_time
 
 from .harness import served, tracked_jobs, wait_until
 

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import psutil
 
-from aura_monitor.aura_writer import net_time
 from aura_monitor.clock import SystemClock
 from aura_monitor.config import load_settings
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.transitions import TransitionKind
 from aura_monitor.reporter import JobReporter
 from aura_monitor.sidecar import Sidecar
-from aura_monitor.stall import Thresholds
-from aura_monitor.transitions import TransitionKind
+from tests.support.aura_writer import net_time
 
 from .baseline import PollingWatcher
 from .harness import QUICK, percentile, run_load, served, tracked_jobs, wait_until

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from aura_monitor.aura_writer import AuraJob
 from aura_monitor.clock import FakeClock
-from tests.media import LiveEncoder, render, start_encoder, truncate
+from tests.support.aura_writer import AuraJob
+from tests.support.media import LiveEncoder, render, start_encoder, truncate
 
-pytest_plugins = ["tests.board_fixtures", "tests.reporter_fixtures"]
+pytest_plugins = ["tests.support.board_fixtures", "tests.support.reporter_fixtures"]
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from aura_monitor.aura_writer import DONE, QUEUED, RUNNING, AuraJob, log_line, net_time
-from tests.live_stack import (
+from tests.support.aura_writer import DONE, QUEUED, RUNNING, AuraJob, log_line, net_time
+from tests.support.live_stack import (
     ManagedProcess,
     PrometheusAPI,
     WebhookReceiver,

@@ -8,14 +8,7 @@ from pathlib import Path
 import yaml
 
 from aura_monitor.api import runbooks
-from tests.live_stack import (
-    ALERTS_DIR,
-    ROOT,
-    RULE_FILES,
-    promtool_test_files,
-    require_binary,
-    rules,
-)
+from tests.support.live_stack import ALERTS_DIR, ROOT, RULE_FILES, promtool_test_files, require_binary, rules
 
 RUNBOOKS = ROOT / "aura_monitor" / "api" / "runbooks.md"
 

@@ -11,16 +11,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.board_fixtures import OpenBoard, Serve, cell, row
-from tests.board_helpers import (
-    CONTRAST_FAILURES,
-    LONG_TASKS,
-    finished_job,
-    queued_job,
-    running_job,
-    stuck_on_provider,
-)
 from tests.support import wait_for
+from tests.support.board import CONTRAST_FAILURES, LONG_TASKS, finished_job, queued_job, running_job, stuck_on_provider
+from tests.support.board_fixtures import OpenBoard, Serve, cell, row
 
 # -- the page itself --------------------------------------------------------------------------------------
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.board_fixtures import OpenBoard, Serve, cell, explain, row
-from tests.board_helpers import (
+from tests.support.board import (
     PageProblems,
     enqueue,
     finished_job,
@@ -19,6 +18,7 @@ from tests.board_helpers import (
     stuck_on_provider,
     worker_process,
 )
+from tests.support.board_fixtures import OpenBoard, Serve, cell, explain, row
 
 # -- the job panel ----------------------------------------------------------------------------------------
 

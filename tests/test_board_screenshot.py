@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.board_fixtures import OpenBoard, cell, row
-from tests.board_helpers import (
+from tests.support.board import (
     ARTIFACTS,
     ROOT,
     BoardServer,
@@ -24,6 +23,7 @@ from tests.board_helpers import (
     running_job,
     stuck_on_provider,
 )
+from tests.support.board_fixtures import OpenBoard, cell, row
 
 # -- the picture in the README ----------------------------------------------------------------------------
 

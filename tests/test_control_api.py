@@ -19,13 +19,13 @@ import httpx
 import psutil
 import pytest
 
-from aura_monitor.aura_writer import DONE, FAILED, RUNNING, AuraJob
 from aura_monitor.clock import SystemClock
 from aura_monitor.pipeline.enqueue import enqueue_job
 from aura_monitor.pipeline.request import RenderRequest
 from aura_monitor.reporter import JobReporter
-from tests.live_server import LiveServer, SseClient, live_server
 from tests.support import wait_for, write_native
+from tests.support.aura_writer import DONE, FAILED, RUNNING, AuraJob
+from tests.support.live_server import LiveServer, SseClient, live_server
 
 
 def known(server: LiveServer, *job_ids: str) -> None:

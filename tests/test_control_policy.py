@@ -11,9 +11,9 @@ from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
 from aura_monitor.control import ControlService, RetryPolicy, RetryStore, decide_retry, wait_before
 from aura_monitor.exceptions import BackoffActive, NotRetryable
-from aura_monitor.model import JobRecord, JobStatus, RecordFormat
-from aura_monitor.stall import Thresholds
-from aura_monitor.tracker import Tracker
+from aura_monitor.jobs.model import JobRecord, JobStatus, RecordFormat
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
 
 POLICY = RetryPolicy(max_retries=3, backoff=5.0, backoff_cap=300.0, window=86_400.0)
 

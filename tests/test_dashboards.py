@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.live_stack import DASHBOARDS_DIR, ROOT, dashboards, panels, require_binary, substitute
+from tests.support.live_stack import DASHBOARDS_DIR, ROOT, dashboards, panels, require_binary, substitute
 
 SCHEMA_DIR = ROOT / "tools" / "grafana-schema"
 SCHEMA_PACKAGE = SCHEMA_DIR / "node_modules" / "@grafana" / "schema"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aura_monitor.demo import EXPECTED, demo_jobs
+from aura_monitor.cli.demo import EXPECTED, demo_jobs
 
 
 def test_demo_once_reaches_every_expected_verdict(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kubernetes_validate
 
-from aura_monitor.aura_writer import net_time
-from tests.live_stack import (
+from tests.support import write_native
+from tests.support.aura_writer import net_time
+from tests.support.live_stack import (
     ALERTS_DIR,
     PrometheusAPI,
     clean_env,
@@ -29,7 +30,6 @@ from tests.live_stack import (
     sidecar_argv,
     wait_ready,
 )
-from tests.support import write_native
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

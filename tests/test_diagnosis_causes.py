@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psutil
 
-from aura_monitor.aura_writer import net_time
-from tests.diagnosis_scenarios import aura, aura_log, explain, native_running, verdict
-from tests.media import LiveEncoder, start_encoder, truncate
 from tests.support import wait_for, write_native
+from tests.support.aura_writer import net_time
+from tests.support.diagnosis_scenarios import aura, aura_log, explain, native_running, verdict
+from tests.support.media import LiveEncoder, start_encoder, truncate
 
 
 def test_completion_not_propagated(root: Path, media: dict[str, Path]) -> None:

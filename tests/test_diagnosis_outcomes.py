@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from aura_monitor.aura_writer import CANCELED, DONE, FAILED, RUNNING, net_time
 from aura_monitor.config import load_settings
 from aura_monitor.diagnosis import explain_offline
 from aura_monitor.exceptions import InvalidJobId, JobNotFound
-from tests.diagnosis_scenarios import aura, explain, native_running, verdict
 from tests.support import write_native
+from tests.support.aura_writer import CANCELED, DONE, FAILED, RUNNING, net_time
+from tests.support.diagnosis_scenarios import aura, explain, native_running, verdict
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aura_monitor.api.app import create_app
-from aura_monitor.aura_writer import net_time
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
 from tests.support import sample, wait_for, write_native
+from tests.support.aura_writer import net_time
 
 PROVIDER_LOGS = [f"TTS provider answered HTTP 429 Too Many Requests; retry {i}" for i in range(1, 6)]
 

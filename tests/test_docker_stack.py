@@ -24,8 +24,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from aura_monitor.commands import register
-from tests.live_stack import ROOT, RULE_FILES, require_binary
+from aura_monitor.cli.commands import register
+from tests.support.live_stack import ROOT, RULE_FILES, require_binary
 
 DOCKER_DIR = ROOT / "docker"
 SERVICES = {"sidecar", "worker", "prometheus", "alertmanager", "grafana", "otel-collector", "jaeger"}

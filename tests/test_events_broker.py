@@ -13,9 +13,9 @@ from aura_monitor.clock import FakeClock
 from aura_monitor.events import EventBroker, EventId, EventName, Opening, StreamKind, Subscriber
 from aura_monitor.events.model import Event, encode
 from aura_monitor.events.subscriber import Ending
-from aura_monitor.model import JobRecord, JobStatus, RecordFormat
-from aura_monitor.stall import Thresholds
-from aura_monitor.tracker import Tracker
+from aura_monitor.jobs.model import JobRecord, JobStatus, RecordFormat
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
 
 N = EventName
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from aura_monitor.events.subscriber import Ending
-from tests.live_server import LiveServer, Received, SseClient, live_server
 from tests.support import wait_for, write_native
+from tests.support.live_server import LiveServer, Received, SseClient, live_server
 
 
 def n_of(event_id: str | None) -> int:

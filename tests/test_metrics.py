@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry
 from aura_monitor import __version__
 from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
-from aura_monitor.model import JobStatus
+from aura_monitor.jobs.model import JobStatus
 from aura_monitor.sidecar import Sidecar
 from tests.support import sample, scraped
-from tests.test_tracker import record
+from tests.test_jobs_tracker import record
 
 
 def sidecar_at(tmp_path: Path, clock: FakeClock) -> tuple[Sidecar, CollectorRegistry]:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from aura_monitor.cli import main
+from aura_monitor.cli.main import main
+from aura_monitor.cli.pipeline import register
 from aura_monitor.clock import SystemClock
 from aura_monitor.pipeline import JobWorkspace
-from aura_monitor.pipeline.commands import register
 from aura_monitor.pipeline.queue import claim_job
 from aura_monitor.records import read_record
 from aura_monitor.reporter import JobReporter

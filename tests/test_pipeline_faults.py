@@ -20,7 +20,8 @@ from aura_monitor.clock import SystemClock
 from aura_monitor.pipeline import Fault, FaultPlan, FfmpegTools, JobWorkspace, RenderRequest, enqueue_job
 from aura_monitor.pipeline.ffmpeg import last_progress, probe
 from aura_monitor.records.timestamps import parse_iso
-from tests.pipeline_helpers import (
+from tests.support import wait_for
+from tests.support.pipeline import (
     kill_session,
     out_time,
     process_state,
@@ -29,7 +30,6 @@ from tests.pipeline_helpers import (
     render_process,
     wait_channel,
 )
-from tests.support import wait_for
 
 # Windows long enough to outlast the tests before them: unsynced render 15 s, cap overrun 30 s,
 # slow finalize 15 s (production: 60 s, 60 s, 50 s).

@@ -11,8 +11,8 @@ import pytest
 
 from aura_monitor.pipeline import FfmpegTools
 from aura_monitor.pipeline.ffmpeg import Encoder, ProgressReader, lavfi_source, probe
-from tests.pipeline_helpers import out_time, process_state
 from tests.support import wait_for
+from tests.support.pipeline import out_time, process_state
 
 
 @pytest.fixture(scope="module")

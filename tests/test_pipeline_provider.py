@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aura_monitor.clock import SystemClock
-from aura_monitor.model import JobStatus
+from aura_monitor.jobs.model import JobStatus
 from aura_monitor.pipeline import FfmpegTools, JobWorkspace, RenderRequest, RunnerSettings, enqueue_job, run_job
 from aura_monitor.pipeline.ffmpeg import probe
 from aura_monitor.pipeline.provider import OverloadedProvider, SpeechProvider

@@ -14,7 +14,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
 from aura_monitor.clock import SystemClock
-from aura_monitor.model import JobStatus
+from aura_monitor.jobs.model import JobStatus
 from aura_monitor.pipeline import (
     FfmpegTools,
     JobNotRunnable,
@@ -27,8 +27,8 @@ from aura_monitor.pipeline import (
 from aura_monitor.pipeline.ffmpeg import probe
 from aura_monitor.records import read_record
 from aura_monitor.reporter import ControlAction, JobReporter, PipelineMetrics, write_request
-from tests.pipeline_helpers import out_time, process_state, render_encoder
 from tests.support import wait_for
+from tests.support.pipeline import out_time, process_state, render_encoder
 
 SETTINGS = RunnerSettings(stop_grace_s=2.0, heartbeat_interval_s=0.5)
 

@@ -14,13 +14,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from aura_monitor.clock import FakeClock, SystemClock
-from aura_monitor.model import JobStatus
+from aura_monitor.jobs.model import JobStatus
 from aura_monitor.pipeline import Fault, RenderRequest, Worker, WorkerSettings, enqueue_job
 from aura_monitor.records import read_record
 from aura_monitor.records.timestamps import parse_iso
 from aura_monitor.reporter import ControlAction, read_request, write_request
-from tests.pipeline_helpers import process_state, record, render_encoder
 from tests.support import wait_for
+from tests.support.pipeline import process_state, record, render_encoder
 
 StartWorker = Callable[..., tuple[Worker, CollectorRegistry]]
 

@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 
-from aura_monitor.aura_writer import (
+from aura_monitor.exceptions import RecordError
+from aura_monitor.jobs.model import JobStatus, RecordFormat
+from aura_monitor.records import parse_record
+from aura_monitor.records.timestamps import parse_iso, parse_log_time, parse_timespan
+from tests.support.aura_writer import (
     CANCELED,
     DONE,
     FAILED,
@@ -22,10 +26,6 @@ from aura_monitor.aura_writer import (
     log_line,
     net_time,
 )
-from aura_monitor.exceptions import RecordError
-from aura_monitor.model import JobStatus, RecordFormat
-from aura_monitor.records import parse_record
-from aura_monitor.records.timestamps import parse_iso, parse_log_time, parse_timespan
 
 T0 = 1_763_640_000.0  # 2025-11-20T12:00:00Z
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from aura_monitor.exceptions import RecordError, RecordUnreadable
-from aura_monitor.model import JobStatus, RecordFormat
+from aura_monitor.jobs.model import JobStatus, RecordFormat
 from aura_monitor.records import MAX_RECORD_BYTES, SCHEMA, parse_record, read_file, read_record
 
 

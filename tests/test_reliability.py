@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aura_monitor.aura_writer import RUNNING, AuraJob
 from aura_monitor.config import load_settings
+from aura_monitor.jobs.transitions import Transition, TransitionKind
 from aura_monitor.sidecar import Sidecar
-from aura_monitor.transitions import Transition, TransitionKind
 from tests.support import sample, wait_for, write_native
+from tests.support.aura_writer import RUNNING, AuraJob
 
 pytestmark = pytest.mark.reliability
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def test_aura_style_writers_doing_100k_in_place_rewrites_across_1000_jobs(jobs_d
                 [
                     sys.executable,
                     "-m",
-                    "tests.writers",
+                    "tests.support.writers",
                     str(jobs_dir),
                     "--jobs",
                     "500",

@@ -16,13 +16,10 @@ import pytest
 
 from aura_monitor.clock import FakeClock
 from aura_monitor.exceptions import ReporterError
-from aura_monitor.model import JobStatus
+from aura_monitor.jobs.model import JobStatus
 from aura_monitor.records import parse_record
-from aura_monitor.reporter import (
-    JobReporter,
-    StageStatus,
-)
-from tests.reporter_fixtures import leftovers, parsed
+from aura_monitor.reporter import JobReporter, StageStatus
+from tests.support.reporter_fixtures import leftovers, parsed
 
 
 def test_a_created_job_is_a_queued_native_record_the_parser_accepts(reporter: JobReporter) -> None:

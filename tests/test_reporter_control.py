@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from aura_monitor.clock import FakeClock
-from aura_monitor.reporter import (
-    CancelWatch,
-    ControlAction,
-    JobReporter,
-    acknowledge,
-    read_request,
-    write_request,
-)
+from aura_monitor.reporter import CancelWatch, ControlAction, JobReporter, acknowledge, read_request, write_request
 
 
 def test_control_requests_are_written_read_and_acknowledged(reporter: JobReporter, fake_clock: FakeClock) -> None:

@@ -9,11 +9,11 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
 from aura_monitor.clock import FakeClock
-from aura_monitor.model import JobStatus
+from aura_monitor.exceptions import JobCancelled
+from aura_monitor.jobs.model import JobStatus
 from aura_monitor.reporter import (
     CancelWatch,
     ControlAction,
-    JobCancelled,
     JobReporter,
     JobRun,
     PipelineMetrics,
@@ -21,7 +21,7 @@ from aura_monitor.reporter import (
     read_request,
     write_request,
 )
-from tests.reporter_fixtures import parsed
+from tests.support.reporter_fixtures import parsed
 
 
 def test_a_job_run_opens_one_span_per_stage_and_moves_the_metrics(

@@ -10,9 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from aura_monitor.exceptions import ConfigError
-from aura_monitor.reporter import (
-    tracer_provider_from_env,
-)
+from aura_monitor.reporter import tracer_provider_from_env
 
 
 class _Collector:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from aura_monitor.api import runbooks
-from tests.live_server import live_server
-from tests.live_stack import rules
+from tests.support.live_server import live_server
+from tests.support.live_stack import rules
 
 pytestmark = pytest.mark.timeout(60)
 

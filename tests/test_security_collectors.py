@@ -25,8 +25,8 @@ from aura_monitor.diagnosis import processes
 from aura_monitor.diagnosis.explain import explain_offline
 from aura_monitor.diagnosis.media import MAX_BOXES, Probe, inspect_output
 from aura_monitor.diagnosis.processes import sample_processes
-from tests.live_server import live_server
 from tests.support import sample, wait_for, write_native
+from tests.support.live_server import live_server
 
 T = TypeVar("T")
 

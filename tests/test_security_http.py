@@ -24,15 +24,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from aura_monitor import views
 from aura_monitor.api import jobs as jobs_api
-from aura_monitor.api import views
 from aura_monitor.api.limits import stream_cap
 from aura_monitor.ratelog import RateLimitedLog
 from aura_monitor.records import SCHEMA
 from aura_monitor.records.timestamps import format_iso
-from tests.board_fixtures import OpenBoard, Serve
-from tests.live_server import LiveServer, SseClient, live_server
 from tests.support import wait_for, write_native
+from tests.support.board_fixtures import OpenBoard, Serve
+from tests.support.live_server import LiveServer, SseClient, live_server
 
 TOKEN = "a-token-of-32-characters-for-us!"
 BASE_TIME = 1_793_000_000.0  # 2026-10-26

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from aura_monitor.cli import main
-from tests.live_server import live_server
-from tests.live_stack import ManagedProcess, free_port, wait_ready
+from aura_monitor.cli.main import main
 from tests.support import wait_for, write_native
+from tests.support.live_server import live_server
+from tests.support.live_stack import ManagedProcess, free_port, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
 

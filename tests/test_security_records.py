@@ -23,12 +23,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
+from aura_monitor.jobs.transitions import Transition
 from aura_monitor.records import parse_record
-from aura_monitor.stall import Thresholds
-from aura_monitor.tracker import Tracker
-from aura_monitor.transitions import Transition
-from tests.live_server import SseClient, live_server
 from tests.support import sample, wait_for, write_native
+from tests.support.live_server import SseClient, live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # A small threshold so a stall or a pause twice its length stays a few seconds; no periodic rescan, so

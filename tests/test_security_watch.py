@@ -20,9 +20,9 @@ import pytest
 
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
-from tests.live_server import live_server
-from tests.live_stack import ManagedProcess, free_port, poll, require_binary
 from tests.support import scraped, wait_for, write_native
+from tests.support.live_server import live_server
+from tests.support.live_stack import ManagedProcess, free_port, poll, require_binary
 
 NO_RESCAN = 600.0
 

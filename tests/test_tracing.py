@@ -20,13 +20,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk.trace import TracerProvider
 
-from aura_monitor.aura_writer import DONE, FAILED, RUNNING, AuraJob, net_time
 from aura_monitor.exceptions import ConfigError
-from aura_monitor.model import JobRecord, JobStatus
+from aura_monitor.jobs.model import JobRecord, JobStatus
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.records import SCHEMA, parse_record
-from aura_monitor.stall import Thresholds
-from aura_monitor.tracing import JobTracer, setup_tracing
-from aura_monitor.tracker import Tracker
+from aura_monitor.telemetry.tracing import JobTracer, setup_tracing
+from tests.support.aura_writer import DONE, FAILED, RUNNING, AuraJob, net_time
 
 T0 = 1_800_000_000.0
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Header, Query
 
 from ..events import EventStreamResponse
 from ..exceptions import JobNotFound
-from ..ingest import RECORD_NAME
-from ..model import validate_job_id
+from ..jobs.model import validate_job_id
+from ..records.layout import RECORD_NAME
 from ..sidecar import Sidecar
 from .jobs import JobIdPath, SidecarDep
 

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ..diagnosis.runner import DiagnosisBusy
 from ..exceptions import InvalidQuery, JobNotFound
-from ..model import JobRecord, JobStatus, stage_key, validate_job_id
+from ..jobs.model import JobRecord, JobStatus, stage_key, validate_job_id
+from ..jobs.tracker import JobState
 from ..sidecar import Sidecar
-from ..tracker import JobState
+from ..views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, safe_job_views
 from .problems import problem
-from .views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, safe_job_views
 
 router = APIRouter(prefix="/api", tags=["jobs"])
 

@@ -12,7 +12,8 @@ import httpx
 
 from ..clock import Clock
 from ..exceptions import ControlError, JobNotFound, NotCancellable, NotRetryable
-from ..reporter.control import REQUESTS_DIR, ControlAction, request_body
+from ..records.layout import REQUESTS_DIR
+from ..records.requests import ControlAction, request_body
 from .nofollow import opened_dir, replace_file
 
 

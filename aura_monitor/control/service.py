@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry, Counter
 from ..clock import Clock
 from ..config import Settings
 from ..exceptions import BackoffActive, ControlError, JobNotFound, NotCancellable, NotRetryable, ReporterError
-from ..model import JobRecord, JobStatus, RecordFormat, validate_job_id
+from ..jobs.model import JobRecord, JobStatus, RecordFormat, validate_job_id
+from ..jobs.tracker import Tracker
+from ..records.requests import ControlAction
 from ..records.timestamps import format_iso
-from ..reporter.control import ControlAction
-from ..tracker import Tracker
 from .channel import Channel, ControlUnavailable, RequestFileChannel, UpstreamChannel
 from .policy import RetryPolicy, decide_retry
 from .store import RetryEntry, RetryStore

@@ -1,7 +1,8 @@
 """Explaining a job: evidence collectors, then rules that turn evidence into findings."""
 
+from ..jobs.verdicts import Severity, Verdict
 from .explain import Diagnosis, explain_offline, run_diagnosis
-from .findings import Code, Finding, Severity
+from .findings import Finding
 from .subject import Subject
 
-__all__ = ["Code", "Diagnosis", "Finding", "Severity", "Subject", "explain_offline", "run_diagnosis"]
+__all__ = ["Diagnosis", "Finding", "Severity", "Subject", "Verdict", "explain_offline", "run_diagnosis"]

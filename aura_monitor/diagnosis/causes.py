@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..model import JobStatus
-from ..stall import ThresholdKind
+from ..jobs.model import JobStatus
+from ..jobs.stall import ThresholdKind
+from ..jobs.verdicts import Severity, Verdict
 from .context import (
     CAPS,
     ENCODER_FRESH_S,
@@ -20,7 +21,7 @@ from .context import (
     record_facts,
 )
 from .evidence import Fact
-from .findings import Code, Finding, Severity
+from .findings import Finding
 
 
 def rule_completion_not_propagated(ctx: RuleContext) -> Finding | None:
@@ -35,7 +36,7 @@ def rule_completion_not_propagated(ctx: RuleContext) -> Finding | None:
     assert out is not None
     duration = f"{out.duration_s:.1f} s video" if out.duration_s is not None else "video"
     return Finding(
-        Code.COMPLETION_NOT_PROPAGATED,
+        Verdict.COMPLETION_NOT_PROPAGATED,
         Severity.CRITICAL,
         0.95,
         f"Rendering finished {ago(ended_ago)} ago (ffmpeg ended normally, {duration} at {out.path} verified) "
@@ -63,7 +64,7 @@ def rule_process_dead(ctx: RuleContext) -> Finding | None:
         for p in dead
     )
     return Finding(
-        Code.PROCESS_DEAD,
+        Verdict.PROCESS_DEAD,
         Severity.CRITICAL,
         0.9,
         f"The {names} of this job no longer exists, yet the record says {describe_status(record)}: "
@@ -109,7 +110,7 @@ def rule_process_hung(ctx: RuleContext) -> Finding | None:
     else:
         return None
     return Finding(
-        Code.PROCESS_HUNG,
+        Verdict.PROCESS_HUNG,
         Severity.CRITICAL,
         confidence,
         f"The process is alive but doing nothing: {why}; neither CPU time, output size nor encoder progress "
@@ -137,7 +138,7 @@ def rule_progress_capped(ctx: RuleContext) -> Finding | None:
     pct = encoder_percent(ctx)
     encoder_says = f"ffmpeg is at {pct:.0f}% of the video" if pct is not None else "ffmpeg keeps reporting progress"
     return Finding(
-        Code.PROGRESS_CAPPED,
+        Verdict.PROGRESS_CAPPED,
         Severity.WARNING,
         0.85,
         f"The record has been frozen at {record.percent:g}% for {ago(since)} while {encoder_says}: "
@@ -165,7 +166,7 @@ def rule_progress_not_reported(ctx: RuleContext) -> Finding | None:
     pct = encoder_percent(ctx)
     moving = f"ffmpeg is at {pct:.0f}%" if pct is not None else "the encoder and output keep advancing"
     return Finding(
-        Code.PROGRESS_NOT_REPORTED,
+        Verdict.PROGRESS_NOT_REPORTED,
         Severity.WARNING,
         0.85,
         f"The render is alive ({moving}) but the job record has not changed for "
@@ -188,7 +189,7 @@ def rule_upstream(ctx: RuleContext) -> Finding | None:
     if len(errors) < 3:
         return None
     return Finding(
-        Code.UPSTREAM_ERRORS,
+        Verdict.UPSTREAM_ERRORS,
         Severity.WARNING,
         min(0.95, 0.6 + 0.05 * len(errors)),
         f"Stage {record.stage or '?'} is stuck retrying a provider: {len(errors)} recent log lines show "
@@ -207,7 +208,7 @@ def rule_queued(ctx: RuleContext) -> Finding | None:
     if record is None or record.status is not JobStatus.QUEUED or not s.stalled:
         return None
     return Finding(
-        Code.QUEUED_TOO_LONG,
+        Verdict.QUEUED_TOO_LONG,
         Severity.WARNING,
         0.9,
         f"The job has waited in the queue for {ago(s.since_progress(ctx.now) or 0)} "
@@ -240,7 +241,7 @@ def rule_abandoned(ctx: RuleContext) -> Finding | None:
     if quiet is None or quiet < limit:
         return None
     return Finding(
-        Code.ABANDONED,
+        Verdict.ABANDONED,
         Severity.CRITICAL,
         0.8,
         f"Nothing about this job has changed for {ago(quiet)} (record, logs, output): it says "
@@ -258,7 +259,7 @@ def rule_no_progress(ctx: RuleContext) -> Finding | None:
     if record is None or record.status.terminal or not s.stalled:
         return None
     return Finding(
-        Code.NO_PROGRESS,
+        Verdict.NO_PROGRESS,
         Severity.WARNING,
         0.6,
         f"No progress for {ago(s.since_progress(ctx.now) or 0)} in stage {record.stage or '?'} at "
@@ -279,7 +280,7 @@ def rule_active(ctx: RuleContext) -> Finding | None:
     left = f"{(s.threshold or 0) - since:.0f} s before it counts as stalled" if s.threshold else "no stall clock"
     if s.threshold_kind is ThresholdKind.FINALIZING:
         return Finding(
-            Code.FINALIZING,
+            Verdict.FINALIZING,
             Severity.INFO,
             0.8,
             f"Finalizing at {record.percent:g}% in stage {record.stage or '?'}; last progress {ago(since)} ago, "
@@ -288,7 +289,7 @@ def rule_active(ctx: RuleContext) -> Finding | None:
             ["Nothing to do yet: finalization (muxing, faststart, upload) reports little progress"],
         )
     return Finding(
-        Code.HEALTHY,
+        Verdict.HEALTHY,
         Severity.INFO,
         0.8,
         f"{describe_status(record)}, last progress {ago(since)} ago ({left}).",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..model import JobRecord
-from ..stall import Thresholds
+from ..jobs.model import JobRecord
+from ..jobs.stall import Thresholds
 from .evidence import Evidence, Fact
 from .subject import Subject
 

@@ -10,12 +10,12 @@ from typing import Any
 
 from ..config import Settings
 from ..exceptions import JobNotFound, RecordError
-from ..ingest import RECORD_NAME
-from ..model import validate_job_id
+from ..jobs.model import validate_job_id
+from ..jobs.stall import Thresholds
+from ..jobs.tracker import Tracker
 from ..records import read_record
+from ..records.layout import RECORD_NAME
 from ..records.timestamps import format_iso
-from ..stall import Thresholds
-from ..tracker import Tracker
 from .collect import CollectOptions, collect
 from .findings import Finding
 from .rules import RuleContext, diagnose

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from ..model import JobStatus
+from ..jobs.model import JobStatus
+from ..jobs.verdicts import Severity, Verdict
 from .context import RuleContext, ago, encoder_facts, output_facts, output_ok, record_facts
 from .evidence import Fact
-from .findings import Code, Finding, Severity
+from .findings import Finding
 
 
 def rule_completed(ctx: RuleContext) -> Finding | None:
@@ -18,7 +19,7 @@ def rule_completed(ctx: RuleContext) -> Finding | None:
     if not record.output_path or out is None or not out.exists or not out.size:
         where = record.output_path or "no output path at all"
         return Finding(
-            Code.OUTPUT_MISSING,
+            Verdict.OUTPUT_MISSING,
             Severity.CRITICAL,
             0.95,
             f"The job says completed but there is nothing to download: {where}"
@@ -42,7 +43,7 @@ def rule_completed(ctx: RuleContext) -> Finding | None:
             )
         )
         return Finding(
-            Code.OUTPUT_INVALID,
+            Verdict.OUTPUT_INVALID,
             Severity.CRITICAL,
             0.9,
             f"The job says completed but its output {out.path} is not a whole video: {why}.",
@@ -56,7 +57,7 @@ def rule_completed(ctx: RuleContext) -> Finding | None:
     assert out is not None
     size = f", {out.width}x{out.height}" if out.width else ""
     return Finding(
-        Code.COMPLETED,
+        Verdict.COMPLETED,
         Severity.INFO,
         0.95,
         f"Completed: {out.duration_s or 0:.1f} s video{size} at {out.path} verified with ffprobe.",
@@ -78,7 +79,7 @@ def _killed_while_progressing(ctx: RuleContext) -> Finding | None:
     if gap > max(ctx.thresholds.default, 10.0) or enc.ended:
         return None
     return Finding(
-        Code.KILLED_WHILE_PROGRESSING,
+        Verdict.KILLED_WHILE_PROGRESSING,
         Severity.CRITICAL,
         0.85,
         f"The job was failed as stalled ({record.error_code or record.error_message}) although ffmpeg was still "
@@ -104,7 +105,7 @@ def rule_failed(ctx: RuleContext) -> Finding | None:
     detail = f" ffmpeg said: “{stderr.strip()[:160]}”." if stderr else ""
     actions = list(record.suggested_actions) or ["Read the failure details and the ffmpeg log"]
     return Finding(
-        Code.FAILED,
+        Verdict.FAILED,
         Severity.WARNING,
         0.9,
         f"Failed in stage {record.failure_stage or record.stage or '?'}"
@@ -121,7 +122,7 @@ def rule_cancelled(ctx: RuleContext) -> Finding | None:
     if record is None or record.status is not JobStatus.CANCELLED:
         return None
     return Finding(
-        Code.CANCELLED,
+        Verdict.CANCELLED,
         Severity.INFO,
         0.9,
         f"Cancelled in stage {record.stage or '?'} at {record.percent:g}%"

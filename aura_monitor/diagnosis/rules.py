@@ -6,6 +6,7 @@ finished jobs in outcomes.py. Shared predicates and evidence facts are in contex
 
 from __future__ import annotations
 
+from ..jobs.verdicts import PRIORITY, Severity, Verdict
 from .causes import (
     rule_abandoned,
     rule_active,
@@ -20,7 +21,7 @@ from .causes import (
 )
 from .context import RuleContext, ago
 from .evidence import Fact
-from .findings import PRIORITY, Code, Finding, Severity
+from .findings import Finding
 from .outcomes import rule_cancelled, rule_completed, rule_failed
 
 __all__ = ["RULES", "RuleContext", "diagnose"]
@@ -36,7 +37,7 @@ def rule_unreadable(ctx: RuleContext) -> Finding | None:
     duration = f" for {ago(for_s)}" if for_s is not None else ""
     kept = " The last good state is shown." if s.record else " No good state was ever read."
     return Finding(
-        Code.RECORD_UNREADABLE,
+        Verdict.RECORD_UNREADABLE,
         Severity.CRITICAL,
         0.95,
         f"job.json has been unreadable{duration} ({s.last_parse_error or 'unknown error'}).{kept}",
@@ -58,7 +59,7 @@ def rule_disk(ctx: RuleContext) -> Finding | None:
         return None
     worst = min(low, key=lambda d: d.free_bytes)
     return Finding(
-        Code.DISK_FULL,
+        Verdict.DISK_FULL,
         Severity.CRITICAL,
         0.9,
         f"Only {worst.free_bytes / 2**20:.0f} MiB free on the volume of {worst.path} "
@@ -77,7 +78,7 @@ def rule_inconsistent(ctx: RuleContext) -> Finding | None:
         return None
     mixed = any("mixed record" in note or "contradicts" in note for note in record.inconsistencies)
     return Finding(
-        Code.STATUS_INCONSISTENT,
+        Verdict.STATUS_INCONSISTENT,
         Severity.WARNING if not mixed else Severity.CRITICAL,
         0.9,
         f"The job record contradicts itself: {record.inconsistencies[0]}.",
@@ -117,7 +118,7 @@ def diagnose(ctx: RuleContext) -> list[Finding]:
     # A mild inconsistency (an ambiguous status number) is supporting evidence, never the verdict.
     findings.sort(
         key=lambda f: (
-            f.code is Code.STATUS_INCONSISTENT and f.severity is not Severity.CRITICAL,
+            f.code is Verdict.STATUS_INCONSISTENT and f.severity is not Severity.CRITICAL,
             PRIORITY[f.code],
         )
     )

@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry
 from ..clock import Clock
 from ..config import Settings
 from ..exceptions import JobNotFound
-from ..stall import Thresholds
-from ..tracker import Tracker
-from ..transitions import Transition, TransitionKind
+from ..jobs.stall import Thresholds
+from ..jobs.tracker import Tracker
+from ..jobs.transitions import Transition, TransitionKind
 from .explain import Diagnosis, options_from, run_diagnosis
 from .runner import RETRY_AFTER_S, WAIT_S, DiagnosisBusy, DiagnosisRunner
 from .subject import Subject

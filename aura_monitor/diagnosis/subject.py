@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model import JobRecord
-from ..stall import ThresholdKind
-from ..tracker import JobState
-from ..transitions import Transition
+from ..jobs.model import JobRecord
+from ..jobs.stall import ThresholdKind
+from ..jobs.tracker import JobState
+from ..jobs.transitions import Transition
 
 
 @dataclass(slots=True)

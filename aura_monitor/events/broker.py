@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import Clock
-from ..model import JobStatus
-from ..tracker import JobState, Tracker
-from ..transitions import Transition
+from ..jobs.model import JobStatus
+from ..jobs.tracker import JobState, Tracker
+from ..jobs.transitions import Transition
 from .model import Event, EventId, EventName, encode
 from .subscriber import Ending, StreamKind, Subscriber
 from .translate import events_for, frozen, job_snapshot, terminal_event

@@ -7,12 +7,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..api.views import BROKEN_VIEWS, dump, job_view, steps_of
-from ..eta import eta_seconds
-from ..model import JobRecord, JobStatus
+from ..jobs.eta import eta_seconds
+from ..jobs.model import JobRecord, JobStatus
+from ..jobs.tracker import JobState
+from ..jobs.transitions import Transition, TransitionKind
 from ..records.timestamps import format_iso
-from ..tracker import JobState
-from ..transitions import Transition, TransitionKind
+from ..views import BROKEN_VIEWS, dump, job_view, steps_of
 from .model import EventName
 
 Spec = tuple[EventName, str, dict[str, Any]]

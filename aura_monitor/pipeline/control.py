@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from ..clock import Clock
 from ..exceptions import RecordError, ReporterError
-from ..model import JobRecord, JobStatus
+from ..jobs.model import JobRecord, JobStatus
 from ..records import read_record
 from ..reporter import ControlAction, ControlRequest, JobReporter, StageStatus, acknowledge, read_request
 from .queue import claim_job, process_alive

@@ -14,7 +14,7 @@ import psutil
 
 from ..clock import Clock
 from ..exceptions import RecordError
-from ..model import JobRecord, JobStatus, RecordFormat
+from ..jobs.model import JobRecord, JobStatus, RecordFormat
 from ..records import read_record
 from ..records.timestamps import format_iso
 from ..reporter import RECORD_NAME

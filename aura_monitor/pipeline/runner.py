@@ -7,18 +7,9 @@ from pathlib import Path
 from opentelemetry.trace import TracerProvider
 
 from ..clock import Clock
-from ..exceptions import ConfigError, ReporterError
-from ..model import JobStatus
-from ..reporter import (
-    CancelWatch,
-    JobCancelled,
-    JobReporter,
-    JobRun,
-    Outcome,
-    PipelineMetrics,
-    StageError,
-    StageStatus,
-)
+from ..exceptions import ConfigError, JobCancelled, ReporterError
+from ..jobs.model import JobStatus
+from ..reporter import CancelWatch, JobReporter, JobRun, Outcome, PipelineMetrics, StageError, StageStatus
 from .context import RunnerSettings, StageContext
 from .errors import JobNotRunnable
 from .ffmpeg import FfmpegTools

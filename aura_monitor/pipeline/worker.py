@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..clock import Clock
 from ..exceptions import AuraMonitorError, RecordError
-from ..model import JobRecord, JobStatus
+from ..jobs.model import JobRecord, JobStatus
 from ..records import read_record
 from ..reporter import REQUESTS_DIR, ControlAction, JobReporter, Outcome, PipelineMetrics, read_request, request_age
 from .control import Decision, end_cancelled, honour, pending_requests

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model import validate_job_id
+from ..jobs.model import validate_job_id
 from ..reporter import JOB_LOG_NAME, RECORD_NAME
 
 

@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 
 from ..exceptions import RecordError, RecordUnreadable
-from ..model import JobRecord
+from ..jobs.model import JobRecord
 from .aura import is_aura, parse_aura
 from .native import SCHEMA, is_native, parse_native
 from .safe_read import ReadRefused, ReadRoots, open_regular

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..exceptions import RecordError
-from ..model import JobRecord, JobStatus, ProgressPoint, RecordFormat
+from ..jobs.model import JobRecord, JobStatus, ProgressPoint, RecordFormat
 from .fields import Fields
 from .timestamps import parse_log_time
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..exceptions import RecordError
-from ..model import JobRecord, JobStatus, ProgressPoint, RecordFormat, StageRecord
+from ..jobs.model import JobRecord, JobStatus, ProgressPoint, RecordFormat, StageRecord
 from .fields import Fields
 
 SCHEMA = "aura-monitor/job@1"

@@ -9,13 +9,15 @@ with JobRun(reporter, clock=clock, tracer_provider=provider, metrics=metrics) as
 
 from __future__ import annotations
 
-from .atomic import write_atomically
-from .control import (
-    REQUESTS_DIR,
+from ..exceptions import JobCancelled
+from ..jobs.stages import AURA_STAGE_RANGES, PIPELINE_STAGES, StageRange
+from ..otel import context_from_traceparent, traceparent_of, tracer_provider_from_env
+from ..records.atomic import write_atomically
+from ..records.layout import RECORD_NAME, REQUESTS_DIR
+from ..records.requests import (
     CancelWatch,
     ControlAction,
     ControlRequest,
-    JobCancelled,
     acknowledge,
     read_request,
     request_age,
@@ -23,11 +25,9 @@ from .control import (
     write_request,
 )
 from .metrics import Outcome, PipelineMetrics
-from .progress import AURA_STAGE_RANGES, PIPELINE_STAGES, StageRange
 from .record import EncoderInfo, JobError, NativeRecord, StageState, StageStatus
-from .reporter import JOB_LOG_NAME, RECORD_NAME, JobReporter
+from .reporter import JOB_LOG_NAME, JobReporter
 from .run import JobRun, StageError, StageRun
-from .tracing import context_from_traceparent, traceparent_of, tracer_provider_from_env
 
 __all__ = [
     "AURA_STAGE_RANGES",

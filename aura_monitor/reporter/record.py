@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..exceptions import RecordError
-from ..model import JobStatus
+from ..jobs.model import JobStatus
 from ..records.native import SCHEMA, parse_native
 from ..records.timestamps import format_iso
 

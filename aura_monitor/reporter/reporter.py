@@ -12,14 +12,14 @@ from typing import Any
 
 from ..clock import Clock
 from ..exceptions import InvalidJobId, RecordError, ReporterError
-from ..model import JobStatus, validate_job_id
+from ..jobs.model import JobStatus, validate_job_id
+from ..jobs.stages import COMPLETE_STAGE, PIPELINE_STAGES, QUEUED_STAGE
 from ..records import read_file
+from ..records.atomic import describe_os_error, write_atomically
+from ..records.layout import RECORD_NAME
 from ..records.timestamps import format_iso
-from .atomic import describe_os_error, write_atomically
-from .progress import COMPLETE_STAGE, PIPELINE_STAGES, QUEUED_STAGE
 from .record import EncoderInfo, JobError, NativeRecord, ProgressSample, StageState, StageStatus
 
-RECORD_NAME = "job.json"
 JOB_LOG_NAME = "job.log"
 DEFAULT_WRITE_INTERVAL = 0.2
 

@@ -10,13 +10,13 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, TracerProvider
 
 from ..clock import Clock
-from ..exceptions import AuraMonitorError
-from .control import CancelWatch, JobCancelled, acknowledge
+from ..exceptions import AuraMonitorError, JobCancelled
+from ..jobs.stages import AURA_STAGE_RANGES, StageRange
+from ..otel import context_from_traceparent, traceparent_of
+from ..records.requests import CancelWatch, acknowledge
 from .metrics import Outcome, PipelineMetrics
-from .progress import AURA_STAGE_RANGES, StageRange
 from .record import StageStatus
 from .reporter import JobReporter
-from .tracing import context_from_traceparent, traceparent_of
 
 TRACER_NAME = "aura_monitor.reporter"
 

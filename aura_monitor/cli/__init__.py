@@ -1,0 +1,1 @@
+"""The `aura-monitor` command line: `main` and one module per command."""

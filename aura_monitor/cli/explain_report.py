@@ -1,0 +1,54 @@
+"""A readable explain report for terminals (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .terminal import inert_data
+
+_COLOURS = {"critical": "bold red", "warning": "yellow", "info": "green"}
+
+
+def render(body: dict[str, Any], console: Console) -> None:
+    # Record text (messages, log lines, paths) is made inert once here; below, only Text objects (which
+    # never parse markup) carry it.
+    body = inert_data(body)
+    verdict = body["findings"][0]
+    colour = _COLOURS.get(verdict["severity"], "white")
+    head = Text()
+    head.append(f"{body['jobId']}  ", style="bold")
+    head.append(f"{body['verdict']}", style=colour)
+    state = f"{body['status']} · {body['stage']} · {body['percent']}%" if body["status"] else "record unreadable"
+    head.append(f"   {state}")
+    if body["stalled"]:
+        head.append(f"   STALLED {body['secondsSinceProgress']:.0f}s / {body['thresholdSeconds']:g}s", style="bold red")
+    console.print(Panel(Group(head, Text(body["summary"])), title="aura-monitor explain", border_style=colour))
+    for finding in body["findings"]:
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column()
+        for item in finding["evidence"]:
+            table.add_row(item["source"], item["fact"])
+        todo = Text("\n".join(f"→ {step}" for step in finding["remediation"]), style="cyan")
+        title = f"{finding['code']} ({finding['severity']}, confidence {finding['confidence']:.0%})"
+        console.print(
+            Panel(
+                Group(Text(finding["summary"]), table, todo),
+                title=Text(title),
+                border_style=_COLOURS.get(finding["severity"], "white"),
+                title_align="left",
+            )
+        )
+    if body["notSeen"]:
+        console.print(
+            Text("Not seen: " + "; ".join(f"{g['source']}: {g['fact']}" for g in body["notSeen"]), style="dim")
+        )
+    if body["logTail"]:
+        console.print(Text("Log tail:", style="bold"))
+        for line in body["logTail"][-10:]:
+            console.print(Text(f"  {line['text']}", style="dim"), soft_wrap=True)

@@ -1,0 +1,1 @@
+"""The pure job domain: model, stages, verdicts, transitions, stall rules, tracker, ETA."""

@@ -1,0 +1,1 @@
+"""What the sidecar exports: Prometheus metrics and OpenTelemetry spans."""

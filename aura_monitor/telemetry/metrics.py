@@ -1,0 +1,266 @@
+"""Prometheus series (docs/metrics.md): gauges from the live snapshot, counters from transitions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..jobs.model import JobStatus, stage_key
+from ..jobs.stall import Thresholds
+from ..jobs.tracker import Tracker
+from ..jobs.transitions import Transition, TransitionKind
+from ..views import BROKEN_VIEWS
+from ..watch.ingest import IngestStats
+from ..watch.watcher import WatcherStats
+
+STAGE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class TransitionMetrics:
+    """Counters and histograms fed by the tracker's transitions."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.stage_duration = Histogram(
+            "aura_job_stage_duration_seconds",
+            "Time jobs spent in a stage, observed when they leave it",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.stalls = PromCounter("aura_job_stalls_total", "Jobs that became stalled", ["stage"], registry=registry)
+        self.recoveries = PromCounter(
+            "aura_job_recoveries_total",
+            "Stalled jobs that progressed again or ended",
+            ["stage"],
+            registry=registry,
+        )
+        self.stall_duration = Histogram(
+            "aura_job_stall_duration_seconds",
+            "How long stalls lasted, observed when they ended",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.verdicts = PromCounter(
+            "aura_job_verdicts_total",
+            "Diagnosis verdicts given to stalled jobs",
+            ["verdict"],
+            registry=registry,
+        )
+        self.outcomes = PromCounter(
+            "aura_job_outcomes_total", "Jobs seen reaching a terminal status", ["status"], registry=registry
+        )
+        self.transitions = PromCounter(
+            "aura_job_transitions_total", "Transition records produced, by kind", ["kind"], registry=registry
+        )
+        self.lag = Histogram(
+            "aura_watcher_lag_seconds",
+            "Delay from a job file's modification to its ingestion",
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            self.outcomes.labels(status.value)
+
+    def observe(self, batch: Sequence[Transition], stage_of: Callable[[str], str]) -> None:
+        for t in batch:
+            self.transitions.labels(t.kind.value).inc()
+            if t.kind is TransitionKind.STAGE and t.old is not None and t.elapsed is not None:
+                self.stage_duration.labels(stage_key(t.old)).observe(t.elapsed)
+            elif t.kind is TransitionKind.STATUS and t.new is not None:
+                if JobStatus(t.new).terminal:
+                    self.outcomes.labels(t.new).inc()
+            elif t.kind is TransitionKind.STALLED:
+                self.stalls.labels(stage_of(t.job_id)).inc()
+            elif t.kind is TransitionKind.RECOVERED:
+                stage = stage_of(t.job_id)
+                self.recoveries.labels(stage).inc()
+                if t.elapsed is not None:
+                    self.stall_duration.labels(stage).observe(t.elapsed)
+            elif t.kind is TransitionKind.VERDICT and t.new is not None:
+                self.verdicts.labels(t.new).inc()
+
+
+class SnapshotCollector(Collector):
+    """Small gauges computed at scrape time; the per-job series come from render_job_series()."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        thresholds: Thresholds,
+        ingest: IngestStats,
+        watcher: WatcherStats,
+        watcher_up: Callable[[], bool],
+        sse_clients: Callable[[], dict[str, int]] | None = None,
+        sse_refused: Callable[[], int] | None = None,
+        info: dict[str, str] | None = None,
+        stall_timer_pauses: Callable[[], int] | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.thresholds = thresholds
+        self.ingest = ingest
+        self.watcher = watcher
+        self.watcher_up = watcher_up
+        self.sse_clients = sse_clients
+        self.sse_refused = sse_refused
+        self.info = info
+        self.stall_timer_pauses = stall_timer_pauses
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # collected lazily: describing would scan every job at registration
+
+    def collect(self) -> Iterator[Metric]:
+        if self.info is not None:
+            # Alert and dashboard links join this on `instance`: the scrape address is not a URL users reach.
+            info = GaugeMetricFamily(
+                "aura_sidecar_info",
+                "1; node name, external URL (links), runbook base URL and version of this sidecar",
+                labels=list(self.info),
+            )
+            info.add_metric(list(self.info.values()), 1)
+            yield info
+        counts: Counter[str] = Counter()
+        unreadable = 0
+        states = self.tracker.jobs()
+        for state in states:
+            if state.unreadable_reported:
+                unreadable += 1
+            if state.record is not None:
+                counts[state.record.status.value] += 1
+        jobs = GaugeMetricFamily("aura_jobs", "Tracked jobs by status", labels=["status"])
+        for status in JobStatus:
+            jobs.add_metric([status.value], counts.get(status.value, 0))
+        yield jobs
+        configured = GaugeMetricFamily(
+            "aura_stall_threshold_seconds", "Configured stall thresholds", labels=["kind", "stage"]
+        )
+        configured.add_metric(["default", ""], self.thresholds.default)
+        configured.add_metric(["finalizing", ""], self.thresholds.finalizing)
+        configured.add_metric(["queued", ""], self.thresholds.queued)
+        for name, seconds in sorted(self.thresholds.stages.items()):
+            configured.add_metric(["stage", name], seconds)
+        yield configured
+        yield GaugeMetricFamily(
+            "aura_jobs_unreadable",
+            "Jobs whose job.json is unreadable past the grace period",
+            value=unreadable,
+        )
+        yield GaugeMetricFamily("aura_tracked_jobs", "Jobs the sidecar tracks", value=len(states))
+        yield _counter("aura_watcher_events_total", "File system events received", self.watcher.events)
+        yield _counter("aura_watcher_rescans_total", "Full rescans of the jobs dir", self.watcher.rescans)
+        yield _counter(
+            "aura_watcher_overflows_total", "inotify queue overflows (each triggers a rescan)", self.watcher.overflows
+        )
+        yield _counter(
+            "aura_watcher_handler_errors_total",
+            "Exceptions caught in the event handler",
+            self.watcher.handler_errors,
+        )
+        yield _counter("aura_record_reads_total", "job.json files read and parsed", self.ingest.reads)
+        yield _counter(
+            "aura_record_parse_failures_total",
+            "Reads of job.json that failed to parse",
+            self.ingest.parse_failures,
+        )
+        yield _counter(
+            "aura_listener_failures_total",
+            "Exceptions raised by a tracker listener (SSE, metrics, tracing, history); the others still ran",
+            self.tracker.listener_failures,
+        )
+        yield _counter(
+            "aura_view_failures_total",
+            "Job views that could not be built; the job was left out of a list, queue, snapshot or event",
+            BROKEN_VIEWS.count,
+        )
+        if self.stall_timer_pauses is not None:
+            yield _counter(
+                "aura_stall_timer_pauses_total",
+                "Times the sidecar found it had not run (SIGSTOP, suspend, starved CPU) and caught up before judging",
+                self.stall_timer_pauses(),
+            )
+        yield GaugeMetricFamily(
+            "aura_watcher_up",
+            "1 while the file watcher runs and the jobs dir exists",
+            value=1 if self.watcher_up() else 0,
+        )
+        yield GaugeMetricFamily(
+            "aura_watcher_unwatched_dirs",
+            "Dirs with no inotify watch (limit reached): seen only by the periodic rescan; raise "
+            "fs.inotify.max_user_watches",
+            value=self.watcher.unwatched_dirs,
+        )
+        if self.sse_clients is not None:
+            clients = GaugeMetricFamily("aura_sse_clients", "Connected SSE clients", labels=["stream"])
+            for stream, count in sorted(self.sse_clients().items()):
+                clients.add_metric([stream], count)
+            yield clients
+        if self.sse_refused is not None:
+            yield _counter(
+                "aura_sse_refused_total",
+                "SSE streams refused with 503 because --max-streams were open (raise ulimit -n and --max-streams)",
+                self.sse_refused(),
+            )
+
+
+def _counter(name: str, documentation: str, value: float) -> Metric:
+    return CounterMetricFamily(name.removesuffix("_total"), documentation, value=value)
+
+
+# Per-job series, rendered as exposition text directly: prometheus_client formats ~50 us per sample,
+# which is 400 ms for 10,000 active-job samples. Labels need no escaping: job ids are validated on
+# ingest ([A-Za-z0-9._-]) and stage and reason are bounded keys.
+_JOB_FAMILIES = (
+    ("aura_job_stalled", "1 for each currently stalled job (its labels stay the same while the stall lasts)"),
+    ("aura_job_stall_reason", "1 for each diagnosed stalled job; reason is the diagnosis verdict (join on job_id)"),
+    ("aura_job_last_progress_timestamp_seconds", "When an active job last progressed (unix time)"),
+    ("aura_job_seconds_since_progress", "Seconds since an active job last progressed"),
+    ("aura_job_percent", "Overall percent of an active job"),
+    ("aura_job_threshold_seconds", "Stall threshold that applies to an active job now"),
+)
+
+
+def render_job_series(tracker: Tracker, now: float) -> str:
+    """Exposition text of the per-job gauges, for non-terminal jobs only."""
+    stalled: list[str] = []
+    reasons: list[str] = []
+    last: list[str] = []
+    since: list[str] = []
+    percent: list[str] = []
+    threshold: list[str] = []
+    for state in tracker.jobs():
+        record = state.record
+        if record is None or record.status.terminal:
+            continue
+        job, stage = state.id, stage_key(record.stage)
+        if state.stalled:
+            # The verdict is a series of its own: as a label here, each refinement would end one alert
+            # identity and start another. Before the first diagnosis there is no verdict to publish.
+            stalled.append(f'aura_job_stalled{{job_id="{job}",stage="{stage}"}} 1')
+            if state.diagnosed and state.verdict:
+                reasons.append(f'aura_job_stall_reason{{job_id="{job}",reason="{state.verdict}"}} 1')
+        if state.last_progress_at is not None:
+            last.append(
+                f'aura_job_last_progress_timestamp_seconds{{job_id="{job}",stage="{stage}"}} {state.last_progress_at!r}'
+            )
+            quiet = max(0.0, now - state.last_progress_at)
+            since.append(f'aura_job_seconds_since_progress{{job_id="{job}",stage="{stage}"}} {quiet!r}')
+        percent.append(f'aura_job_percent{{job_id="{job}",stage="{stage}"}} {record.percent!r}')
+        if state.threshold is not None and state.threshold_kind is not None:
+            threshold.append(
+                f'aura_job_threshold_seconds{{job_id="{job}",kind="{state.threshold_kind.value}"}} {state.threshold!r}'
+            )
+    out: list[str] = []
+    for (name, help_text), samples in zip(
+        _JOB_FAMILIES, (stalled, reasons, last, since, percent, threshold), strict=True
+    ):
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        if samples:
+            out.append("\n".join(samples))
+            out.append("\n")
+    return "".join(out)

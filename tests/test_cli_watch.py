@@ -1,0 +1,183 @@
+"""`aura-monitor watch` and `aura-monitor jobs` against a real server, and their pure parts."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aura_monitor.cli.client import ServerUnreachable
+from aura_monitor.cli.main import main
+from aura_monitor.cli.watch import JobView, Reconnect, follow
+from tests.support import wait_for, write_native
+from tests.support.live_server import LiveServer, live_server
+
+
+class Watch:
+    """`python -m aura_monitor watch` in a subprocess, its output read line by line as it comes."""
+
+    def __init__(self, url: str, job_id: str, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aura_monitor", "watch", job_id, "--url", url, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        threading.Thread(target=lambda: [self.lines.put(line) for line in stdout], daemon=True).start()
+
+    def expect(self, text: str, timeout: float = 15.0) -> None:
+        deadline = threading.Event()
+        timer = threading.Timer(timeout, deadline.set)
+        timer.start()
+        try:
+            while not deadline.is_set():
+                try:
+                    line = self.lines.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                self.seen.append(line)
+                if text in line:
+                    return
+        finally:
+            timer.cancel()
+        raise AssertionError(f"watch never printed {text!r}; it printed {self.seen}")
+
+    def exit_code(self, timeout: float = 15.0) -> int:
+        code = self.process.wait(timeout)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return code
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read()
+
+
+@contextmanager
+def watching(url: str, job_id: str, *extra: str) -> Iterator[Watch]:
+    watch = Watch(url, job_id, *extra)
+    try:
+        yield watch
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
+        watch.process.wait()
+        for stream in (watch.process.stdout, watch.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def revision_seen(server: LiveServer, job_id: str, revision: int) -> bool:
+    state = server.sidecar.tracker.get(job_id)
+    return state is not None and state.record is not None and state.record.revision == revision
+
+
+@pytest.mark.parametrize(
+    ("ending", "code", "printed"),
+    [
+        ({"status": "completed", "percent": 100, "stage": "Complete", "outputPath": "/v/x.mp4"}, 0, "/v/x.mp4"),
+        ({"status": "failed", "error": {"code": "E304-FFMPEG_RUNTIME", "message": "boom"}}, 1, "E304-FFMPEG_RUNTIME"),
+        ({"status": "cancelled"}, 3, "cancelled"),
+    ],
+)
+def test_watch_follows_a_job_to_its_end_and_exits_with_its_outcome(
+    jobs_dir: Path, ending: dict[str, object], code: int, printed: str
+) -> None:
+    write_native(jobs_dir, "job", status="running", stage="TTS", percent=30, revision=1)
+    with live_server(jobs_dir) as server, watching(server.url, "job") as watch:
+        watch.expect("job: running TTS 30%")
+        write_native(jobs_dir, "job", status="running", stage="Render", percent=80, revision=2)
+        watch.expect("stage TTS -> Render")
+        write_native(jobs_dir, "job", revision=3, **{"stage": "Render", "percent": 90, **ending})
+        assert watch.exit_code() == code
+        assert any(printed in line for line in watch.seen), watch.seen
+
+
+def test_watch_resumes_across_a_sidecar_restart_and_still_sees_the_ending(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "job", status="running", stage="TTS", percent=30, revision=1)
+    with live_server(jobs_dir, sse_retry_ms=100) as first:
+        port = first.port
+        watch = Watch(first.url, "job")
+        watch.expect("job: running TTS 30%")
+    try:
+        write_native(jobs_dir, "job", status="completed", stage="Complete", percent=100, revision=2)
+        with live_server(jobs_dir, port=port, sse_retry_ms=100):
+            watch.expect("(resync)")
+            assert watch.exit_code() == 0
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
+        watch.process.wait()
+
+
+def test_watch_of_an_unknown_job_or_an_unreachable_sidecar_exits_2(jobs_dir: Path) -> None:
+    with live_server(jobs_dir) as server, watching(server.url, "nope") as watch:
+        assert watch.exit_code() == 2
+        assert "no job 'nope'" in watch.stderr()
+    port = server.port
+    with watching(f"http://127.0.0.1:{port}", "job", "--reconnects", "1") as watch:
+        assert watch.exit_code() == 2
+        assert "reconnections" in watch.stderr()
+
+
+def test_the_reconnect_backoff_doubles_from_the_advised_delay_is_capped_and_bounded() -> None:
+    reconnect = Reconnect(attempts=5, first_delay=0.5, max_delay=3.0)
+    assert [reconnect.next_delay(None) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, None]
+    advised = Reconnect(attempts=2)
+    assert [advised.next_delay(200) for _ in range(3)] == [0.2, 0.4, None]
+
+
+def test_follow_gives_up_after_its_reconnections_without_really_sleeping() -> None:
+    slept: list[float] = []
+    transport = httpx.MockTransport(lambda request: (_ for _ in ()).throw(httpx.ConnectError("refused")))
+    with httpx.Client(transport=transport) as client, pytest.raises(ServerUnreachable, match="3 reconnections"):
+        follow(
+            "http://sidecar", "job", lambda name, data: False, reconnect=Reconnect(3), sleep=slept.append, client=client
+        )
+    assert slept == [0.5, 1.0, 2.0]
+
+
+def test_the_job_view_tracks_stalls_verdicts_and_the_failure_remediation() -> None:
+    view = JobView("job")
+    view.apply("connected", {"job": {"status": "running", "stage": "TTS", "percent": 40, "etaSeconds": 90}})
+    view.apply("job-stalled", {"verdict": "no_progress", "reason": "45 s", "refined": False})
+    assert view.stalled and "STALLED" in view.badge and "no_progress" in view.badge
+    view.apply("job-stalled", {"verdict": "upstream_errors", "refined": True})
+    assert view.verdict == "upstream_errors"
+    view.apply("job-recovered", {"reason": "progress resumed"})
+    assert not view.stalled and view.badge == ""
+    view.apply(
+        "job-failed",
+        {"status": "failed", "errors": [{"code": "E1", "message": "boom", "remediation": ["check the log"]}]},
+    )
+    assert view.outcome == "failed" and view.detail == "E1: boom\n  - check the log"
+    assert view.notes[0].startswith("stalled: no_progress") and view.notes[1].startswith("diagnosed")
+
+
+def test_jobs_prints_a_table_of_the_filtered_jobs(jobs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_native(jobs_dir, "render-1", status="running", stage="Render", percent=80)
+    write_native(jobs_dir, "done-1", status="completed", stage="Complete", percent=100)
+    with live_server(jobs_dir) as server:
+        wait_for(lambda: len(server.sidecar.tracker) == 2, what="two jobs")
+        assert main(["jobs", "--url", server.url, "--status", "running"]) == 0
+        out = capsys.readouterr().out
+        assert "render-1" in out and "done-1" not in out and "1 of 1 jobs" in out
+        assert main(["jobs", "--url", server.url]) == 0
+        assert "2 of 2 jobs" in capsys.readouterr().out
+        assert main(["jobs", "--url", server.url, "--status", "bogus"]) == 2
+        assert "unknown status" in capsys.readouterr().err
+    assert main(["jobs", "--url", server.url]) == 2
+    assert "cannot reach" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""Stage-aware thresholds and the deadline heap, as pure functions of their inputs; the stall timer's pause
+handling on its real thread."""
+
+from __future__ import annotations
+
+from aura_monitor.clock import FakeClock
+from aura_monitor.config import load_settings
+from aura_monitor.jobs.model import JobRecord, JobStatus, RecordFormat
+from aura_monitor.jobs.stall import DeadlineHeap, ThresholdKind, Thresholds, is_stalled
+from aura_monitor.jobs.tracker import Tracker
+from aura_monitor.watch.timer import StallTimer
+from tests.support import wait_for
+
+RUNNING = JobStatus.RUNNING
+
+
+def test_the_default_threshold_is_45_seconds_and_strict() -> None:
+    threshold, kind = Thresholds().for_job(RUNNING, "TTS", 40) or (0, None)
+    assert (threshold, kind) == (45, ThresholdKind.DEFAULT)
+    assert not is_stalled(1000.0, threshold, 1000.0 + 44.9)
+    assert not is_stalled(1000.0, threshold, 1000.0 + 45.0)
+    assert is_stalled(1000.0, threshold, 1000.0 + 45.1)
+
+
+def test_reaching_90_percent_switches_to_the_finalizing_threshold() -> None:
+    assert Thresholds().for_job(RUNNING, "Rendering", 89) == (45, ThresholdKind.DEFAULT)
+    assert Thresholds().for_job(RUNNING, "Rendering", 90) == (180, ThresholdKind.FINALIZING)
+
+
+def test_finalization_stages_get_180_seconds_whatever_the_percent() -> None:
+    for stage in ("PostProcess", "Finalize", "Complete"):
+        assert Thresholds().for_job(RUNNING, stage, 10) == (180, ThresholdKind.FINALIZING)
+
+
+def test_a_queued_job_has_its_own_threshold() -> None:
+    assert Thresholds().for_job(JobStatus.QUEUED, "", 0) == (600, ThresholdKind.QUEUED)
+
+
+def test_terminal_and_paused_jobs_never_stall() -> None:
+    for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PAUSED):
+        assert Thresholds().for_job(status, "Rendering", 50) is None
+
+
+def test_stage_overrides_match_names_and_canonical_stages() -> None:
+    thresholds = Thresholds(stages={"tts": 90, "rendering": 30})
+    assert thresholds.for_job(RUNNING, "Voice", 30) == (90, ThresholdKind.STAGE)
+    assert thresholds.for_job(RUNNING, "Rendering", 92) == (30, ThresholdKind.STAGE)
+
+
+def test_thresholds_come_from_settings() -> None:
+    settings = load_settings(stall_threshold=5, finalizing_threshold=9, stage_thresholds={"TTS": 7})
+    thresholds = Thresholds.from_settings(settings)
+    assert (thresholds.default, thresholds.finalizing, thresholds.stages) == (5, 9, {"tts": 7})
+
+
+def test_the_heap_returns_due_jobs_in_order_and_forgets_rearmed_ones() -> None:
+    heap = DeadlineHeap()
+    heap.arm("a", 10)
+    heap.arm("b", 5)
+    heap.arm("a", 20)
+    assert heap.next_deadline() == 5
+    assert heap.pop_due(15) == ["b"]
+    assert heap.pop_due(15) == []
+    assert heap.pop_due(21) == ["a"]
+    assert heap.next_deadline() is None
+
+
+def test_the_heap_stays_small_when_one_job_is_rearmed_many_times() -> None:
+    heap = DeadlineHeap()
+    for i in range(10_000):
+        heap.arm("busy", float(i))
+    assert len(heap) == 1
+    assert len(heap._heap) < 200
+    assert heap.pop_due(1e9) == ["busy"]
+
+
+def _running(percent: float) -> JobRecord:
+    return JobRecord("job", RecordFormat.NATIVE, JobStatus.RUNNING, "Render", percent, "running")
+
+
+def test_after_a_pause_the_timer_lets_the_ingest_catch_up_before_it_judges() -> None:
+    clock = FakeClock()
+    tracker = Tracker(Thresholds(default=3), monotonic=clock.monotonic)
+    tracker.apply("p", _running(10.0), clock.now())
+    caught_up: list[float] = []
+
+    def catch_up(timeout: float) -> bool:
+        # What the ingest would find on disk: the writer progressed while the sidecar was stopped.
+        tracker.apply(
+            "p", JobRecord("job", RecordFormat.NATIVE, JobStatus.RUNNING, "Render", 20.0, "running"), clock.now()
+        )
+        caught_up.append(timeout)
+        return True
+
+    timer = StallTimer(tracker, clock, catch_up=catch_up)
+    timer.start()
+    try:
+        clock.advance(10)  # the process "did not run" for 10 s: the job's 3 s deadline passed meanwhile
+        wait_for(lambda: timer.pauses == 1, timeout=10, what="the timer to notice the pause")
+        wait_for(lambda: caught_up, timeout=10, what="the catch-up")
+        state = tracker.get("job")
+        assert state is not None and not state.stalled and state.record is not None and state.record.percent == 20.0
+    finally:
+        timer.stop()
