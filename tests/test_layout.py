@@ -125,3 +125,44 @@ def test_events_do_not_import_the_api() -> None:
 
 def test_the_package_root_imports_only_the_base_and_the_domain() -> None:
     assert {_room(t) for t in ROOT} <= {"exceptions", "clock", "config", "jobs", "records"}
+
+
+def _string_literals(path: Path) -> set[str]:
+    return {
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def test_a_verdict_code_is_spelled_as_a_string_in_one_module_only() -> None:
+    from aura_monitor.jobs.model import JobStatus
+    from aura_monitor.jobs.stall import ThresholdKind
+    from aura_monitor.jobs.verdicts import Verdict
+
+    # Codes that are also status words or threshold kinds are spelled by those enums too.
+    shared = {status.value for status in JobStatus} | {kind.value for kind in ThresholdKind}
+    codes = {code.value for code in Verdict} - shared
+    spelled = {
+        name: sorted(codes & _string_literals(path))
+        for name, path in _modules().items()
+        if name != "jobs.verdicts" and codes & _string_literals(path)
+    }
+    assert not spelled, f"verdict codes written as strings outside jobs/verdicts.py: {spelled}"
+
+
+def test_the_boards_verdict_words_and_severities_are_the_enums() -> None:
+    import re
+
+    from aura_monitor.jobs.verdicts import SEVERITY, Severity, Verdict
+
+    source = (PACKAGE / "board" / "format.js").read_text()
+    words = re.search(r"export const VERDICT_WORDS = \{(.*?)\n\};", source, re.S)
+    critical = re.search(r"const CRITICAL = new Set\(\[(.*?)\]\);", source, re.S)
+    info = re.search(r'if \(\[(.*?)\]\.includes\(code\)\) return "info";', source, re.S)
+    assert words and critical and info, "format.js no longer has VERDICT_WORDS, CRITICAL or the info list"
+    assert set(re.findall(r"^\s*(\w+):", words.group(1), re.M)) == {code.value for code in Verdict}
+    assert set(re.findall(r'"(\w+)"', critical.group(1))) == {
+        c.value for c, s in SEVERITY.items() if s is Severity.CRITICAL
+    }
+    assert set(re.findall(r'"(\w+)"', info.group(1))) == {c.value for c, s in SEVERITY.items() if s is Severity.INFO}

@@ -26,6 +26,7 @@ from ..clock import SystemClock
 from ..config import load_settings
 from ..exceptions import JobNotFound
 from ..jobs.eta import eta_seconds
+from ..jobs.verdicts import Verdict
 from ..pipeline.enqueue import enqueue_job
 from ..pipeline.faults import Fault
 from ..pipeline.request import RenderRequest
@@ -36,16 +37,16 @@ DEMO_THRESHOLDS = {"stall_threshold": 8.0, "finalizing_threshold": 30.0, "queued
 FAULT_SCALE = 0.4  # slow-finalize then lasts 20 s: past the 8 s default, inside the 30 s finalizing threshold
 ONCE_TIMEOUT_S = 170.0
 
-EXPECTED: dict[Fault | None, str] = {
-    None: "completed",
-    Fault.DROP_COMPLETION: "completion_not_propagated",
-    Fault.CAP_PROGRESS: "progress_capped",
-    Fault.NO_PROGRESS_SYNC: "progress_not_reported",
-    Fault.HANG_ENCODER: "process_hung",
-    Fault.CRASH_WORKER: "process_dead",
-    Fault.STDERR_DEADLOCK: "process_hung",
-    Fault.SLOW_FINALIZE: "finalizing",
-    Fault.UPSTREAM_ERRORS: "upstream_errors",
+EXPECTED: dict[Fault | None, Verdict] = {
+    None: Verdict.COMPLETED,
+    Fault.DROP_COMPLETION: Verdict.COMPLETION_NOT_PROPAGATED,
+    Fault.CAP_PROGRESS: Verdict.PROGRESS_CAPPED,
+    Fault.NO_PROGRESS_SYNC: Verdict.PROGRESS_NOT_REPORTED,
+    Fault.HANG_ENCODER: Verdict.PROCESS_HUNG,
+    Fault.CRASH_WORKER: Verdict.PROCESS_DEAD,
+    Fault.STDERR_DEADLOCK: Verdict.PROCESS_HUNG,
+    Fault.SLOW_FINALIZE: Verdict.FINALIZING,
+    Fault.UPSTREAM_ERRORS: Verdict.UPSTREAM_ERRORS,
 }
 
 

@@ -11,6 +11,7 @@ from ..jobs.eta import eta_seconds
 from ..jobs.model import JobRecord, JobStatus
 from ..jobs.tracker import JobState
 from ..jobs.transitions import Transition, TransitionKind
+from ..jobs.verdicts import Verdict
 from ..records.timestamps import format_iso
 from ..views import BROKEN_VIEWS, dump, job_view, steps_of
 from .model import EventName
@@ -24,8 +25,8 @@ _TERMINAL_EVENTS = {
     JobStatus.CANCELLED: EventName.JOB_CANCELLED,
 }
 _WARNINGS = {
-    TransitionKind.INCONSISTENT: ("status_inconsistent", "warning"),
-    TransitionKind.UNREADABLE: ("record_unreadable", "warning"),
+    TransitionKind.INCONSISTENT: (Verdict.STATUS_INCONSISTENT.value, "warning"),
+    TransitionKind.UNREADABLE: (Verdict.RECORD_UNREADABLE.value, "warning"),
     TransitionKind.READABLE: ("record_readable", "info"),
     TransitionKind.REMOVED: ("job_removed", "warning"),
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .model import JobRecord, JobStatus, ProgressPoint
 from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
 from .transitions import Transition, TransitionKind
+from .verdicts import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ class JobState:
         return None if self.last_progress_at is None else max(0.0, now - self.last_progress_at)
 
 
-def default_verdict(status: JobStatus) -> str:
+def default_verdict(status: JobStatus) -> Verdict:
     """Stall reason before (or without) a diagnosis."""
-    return "queued_too_long" if status is JobStatus.QUEUED else "no_progress"
+    return Verdict.QUEUED_TOO_LONG if status is JobStatus.QUEUED else Verdict.NO_PROGRESS
 
 
 class Tracker:

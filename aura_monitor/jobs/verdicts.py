@@ -39,3 +39,24 @@ class Verdict(StrEnum):
 
 # The verdict is the first finding in this order: most specific and most actionable first.
 PRIORITY = {code: rank for rank, code in enumerate(Verdict)}
+
+
+_CRITICAL = {
+    Verdict.RECORD_UNREADABLE,
+    Verdict.DISK_FULL,
+    Verdict.STATUS_INCONSISTENT,
+    Verdict.COMPLETION_NOT_PROPAGATED,
+    Verdict.PROCESS_DEAD,
+    Verdict.PROCESS_HUNG,
+    Verdict.ABANDONED,
+    Verdict.KILLED_WHILE_PROGRESSING,
+    Verdict.OUTPUT_MISSING,
+    Verdict.OUTPUT_INVALID,
+}
+_INFO = {Verdict.HEALTHY, Verdict.FINALIZING, Verdict.COMPLETED, Verdict.CANCELLED}
+
+# How a verdict is badged when no finding says otherwise (the board's colours, docs/diagnosis.md's ranking).
+SEVERITY: dict[Verdict, Severity] = {
+    code: Severity.CRITICAL if code in _CRITICAL else Severity.INFO if code in _INFO else Severity.WARNING
+    for code in Verdict
+}

@@ -23,6 +23,7 @@ from .. import __version__
 from ..jobs.model import JobRecord, JobStatus, stage_key
 from ..jobs.tracker import JobState
 from ..jobs.transitions import Transition, TransitionKind
+from ..jobs.verdicts import Verdict
 from ..otel import context_from_traceparent, tracer_provider_from_env
 
 JobLookup = Callable[[str], JobState | None]
@@ -131,7 +132,7 @@ class JobTracer:
             "aura.stage": record.stage,
             "aura.stage.key": stage_key(record.stage),
             "aura.job.percent": record.percent,
-            "aura.stall.verdict": t.new or "no_progress",
+            "aura.stall.verdict": t.new or Verdict.NO_PROGRESS.value,
             "aura.stall.reason": t.reason,
         }
         if state.threshold is not None:
