@@ -13,6 +13,7 @@ from ..exceptions import JobNotFound, RecordError
 from ..jobs.model import validate_job_id
 from ..jobs.stall import Thresholds
 from ..jobs.tracker import Tracker
+from ..jobs.verdicts import Verdict
 from ..records import read_record
 from ..records.layout import RECORD_NAME
 from ..records.timestamps import format_iso
@@ -29,8 +30,8 @@ class Diagnosis:
     body: dict[str, Any]
 
     @property
-    def verdict(self) -> str:
-        return self.findings[0].code.value
+    def verdict(self) -> Verdict:
+        return self.findings[0].code
 
 
 def options_from(settings: Settings) -> CollectOptions:

@@ -61,9 +61,10 @@ def _translate(t: Transition, lookup: Lookup, regular: list[Spec], terminal: lis
 
 
 def _ends_job(t: Transition) -> bool:
-    if t.new is None or t.kind not in (TransitionKind.DISCOVERED, TransitionKind.STATUS):
+    new = t.new_status
+    if new is None or t.kind not in (TransitionKind.DISCOVERED, TransitionKind.STATUS):
         return False
-    return JobStatus(t.new).terminal and (t.old is None or not JobStatus(t.old).terminal)
+    return new.terminal and (t.old_status is None or not t.old_status.terminal)
 
 
 def _core(t: Transition, record: JobRecord | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .model import JobRecord, JobStatus, ProgressPoint
 from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
-from .transitions import Transition, TransitionKind
+from .transitions import Transition, TransitionKind, Value
 from .verdicts import Verdict
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class JobState:
     threshold_kind: ThresholdKind | None = None
     stalled: bool = False
     stalled_since: float | None = None
-    verdict: str | None = None
+    verdict: Verdict | None = None
     # False while `verdict` is the stall's placeholder: metrics publish no verdict before a diagnosis.
     diagnosed: bool = False
     file_mtime: float | None = None
@@ -173,8 +173,9 @@ class Tracker:
             self._unreadable.disarm(job_id)
             return self._emit([self._make(state, TransitionKind.REMOVED, None, None, "job.json removed", at)])
 
-    def set_verdict(self, job_id: str, verdict: str, reason: str, at: float) -> list[Transition]:
-        """Refine a job's verdict (from the diagnosis)."""
+    def set_verdict(self, job_id: str, verdict: Verdict | str, reason: str, at: float) -> list[Transition]:
+        """Refine a job's verdict (from the diagnosis); a code that is no Verdict raises ValueError."""
+        verdict = Verdict(verdict)
         with self.lock:
             state = self._jobs.get(job_id)
             if state is not None:
@@ -223,7 +224,7 @@ class Tracker:
         state.samples.extend(record.history)
         if not record.history:
             state.samples.append(ProgressPoint(state.last_progress_at, record.percent, record.stage))
-        out.append(self._make(state, TransitionKind.DISCOVERED, None, record.status.value, "first seen", at))
+        out.append(self._make(state, TransitionKind.DISCOVERED, None, record.status, "first seen", at))
         if record.inconsistencies:
             out.append(self._inconsistent(state, record, at))
 
@@ -238,8 +239,8 @@ class Tracker:
                 self._make(
                     state,
                     TransitionKind.STATUS,
-                    old.status.value,
-                    record.status.value,
+                    old.status,
+                    record.status,
                     record.error_message or "record status changed",
                     at,
                     at - (state.status_since or at),
@@ -331,8 +332,8 @@ class Tracker:
         self,
         state: JobState,
         kind: TransitionKind,
-        old: str | None,
-        new: str | None,
+        old: Value | None,
+        new: Value | None,
         reason: str,
         at: float,
         elapsed: float | None = None,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .model import JobStatus
+from .verdicts import Verdict
+
 
 class TransitionKind(StrEnum):
     DISCOVERED = "discovered"
@@ -20,6 +23,11 @@ class TransitionKind(StrEnum):
     REMOVED = "removed"
 
 
+# What `old` and `new` hold: a JobStatus for STATUS, a Verdict for STALLED, RECOVERED and VERDICT, the stage
+# name for STAGE, None otherwise. They are the enums themselves (StrEnum: they still read as their words).
+Value = JobStatus | Verdict | str
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """Job `job_id` went from `old` to `new` for `reason` at `at`; `elapsed` is the time spent in `old`."""
@@ -27,8 +35,21 @@ class Transition:
     seq: int
     job_id: str
     kind: TransitionKind
-    old: str | None
-    new: str | None
+    old: Value | None
+    new: Value | None
     reason: str
     at: float
     elapsed: float | None = None
+
+    @property
+    def old_status(self) -> JobStatus | None:
+        return self.old if isinstance(self.old, JobStatus) else None
+
+    @property
+    def new_status(self) -> JobStatus | None:
+        return self.new if isinstance(self.new, JobStatus) else None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The verdict a STALLED or VERDICT transition carries (the one a RECOVERED one leaves)."""
+        return self.new if isinstance(self.new, Verdict) else None

@@ -73,9 +73,9 @@ class TransitionMetrics:
             self.transitions.labels(t.kind.value).inc()
             if t.kind is TransitionKind.STAGE and t.old is not None and t.elapsed is not None:
                 self.stage_duration.labels(stage_key(t.old)).observe(t.elapsed)
-            elif t.kind is TransitionKind.STATUS and t.new is not None:
-                if JobStatus(t.new).terminal:
-                    self.outcomes.labels(t.new).inc()
+            elif t.kind is TransitionKind.STATUS and t.new_status is not None:
+                if t.new_status.terminal:
+                    self.outcomes.labels(t.new_status.value).inc()
             elif t.kind is TransitionKind.STALLED:
                 self.stalls.labels(stage_of(t.job_id)).inc()
             elif t.kind is TransitionKind.RECOVERED:
@@ -83,8 +83,8 @@ class TransitionMetrics:
                 self.recoveries.labels(stage).inc()
                 if t.elapsed is not None:
                     self.stall_duration.labels(stage).observe(t.elapsed)
-            elif t.kind is TransitionKind.VERDICT and t.new is not None:
-                self.verdicts.labels(t.new).inc()
+            elif t.kind is TransitionKind.VERDICT and t.verdict is not None:
+                self.verdicts.labels(t.verdict.value).inc()
 
 
 class SnapshotCollector(Collector):

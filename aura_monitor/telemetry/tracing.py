@@ -101,15 +101,15 @@ class JobTracer:
         self._start_trace(state, state.record, min(start, t.at), state.stage_since or t.at)
 
     def _on_status(self, t: Transition) -> None:
-        if t.new is None:
+        status = t.new_status
+        if status is None:
             return
-        status = JobStatus(t.new)
         synthesized = self._traces.get(t.job_id)
         if status.terminal:
             if synthesized is not None:
                 self._end_trace(t.job_id, synthesized, status, t)
             return
-        if t.old is not None and JobStatus(t.old).terminal and synthesized is None:
+        if t.old_status is not None and t.old_status.terminal and synthesized is None:
             state = self._lookup(t.job_id)
             if state is not None and state.record is not None:
                 self._start_trace(state, state.record, t.at, t.at)  # a retry: a new attempt, a new trace
