@@ -41,11 +41,22 @@ def require_binary(name: str, package: str) -> str:
     return found
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free now and never handed out before in this session.
+
+    The socket is closed before the child binds it, so the kernel may offer the same port to the next
+    call (a stack asks for four in a row): remembering them rules out that collision.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def poll(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
