@@ -29,7 +29,7 @@ from aura_monitor.records.timestamps import format_iso
 from aura_monitor.sidecar import Sidecar
 from tests.support import wait_for, write_native
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "board"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -24,7 +24,7 @@ import yaml
 
 from tests.support import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = ROOT / "alerts"
 DASHBOARDS_DIR = ROOT / "dashboards"
 RULE_FILES = sorted(ALERTS_DIR.glob("*.rules.yml"))
