@@ -103,6 +103,17 @@ class StageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Artifact:
+    """One file a job says it produced (Aura's `Artifacts[]`); the size is the writer's claim, never measured."""
+
+    name: str
+    path: str
+    type: str
+    size_bytes: int | None = None
+    created_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """One job.json, normalized. Times are epoch seconds; None means the writer did not say."""
 
@@ -140,6 +151,8 @@ class JobRecord:
     traceparent: str | None = None
     inconsistencies: tuple[str, ...] = ()
     logs_tail: tuple[str, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    correlation_id: str | None = None
     history: tuple[ProgressPoint, ...] = ()
     stages: tuple[StageRecord, ...] = field(default=())
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..exceptions import RecordError
-from ..jobs.model import JobRecord, JobStatus, ProgressPoint, RecordFormat
+from ..jobs.model import Artifact, JobRecord, JobStatus, ProgressPoint, RecordFormat
 from .fields import Fields
 from .timestamps import parse_log_time
 
 LOG_TAIL = 20
 HISTORY_TAIL = 20
+# Aura writes one or two artifacts per job; a record listing thousands is not one we show in full.
+MAX_ARTIFACTS = 50
 
 # Builds from late Nov 2025 on inserted Paused=2 and shifted every later value by one.
 _CURRENT = {
@@ -30,6 +32,7 @@ _OLD = {
     5: JobStatus.CANCELLED,
     6: JobStatus.COMPLETED,  # Succeeded
 }
+OLD_NUMBERING = " (old numbering)"
 _CURRENT_NAMES = ["Queued", "Running", "Paused", "Done", "Failed", "Skipped", "Canceled", "Succeeded"]
 _OLD_NAMES = ["Queued", "Running", "Done", "Failed", "Skipped", "Canceled", "Succeeded"]
 
@@ -38,9 +41,15 @@ def is_aura(data: dict[str, object]) -> bool:
     return "Id" in data and "Status" in data
 
 
-def _status_from_timestamps(f: Fields, has_failure: bool) -> JobStatus | None:
+def is_stall_kill(code: str | None, canceled: bool) -> bool:
+    """Aura's FailJobAsStalled shape: Failed + E305-JOB_STALLED, then the cancelled pipeline's CanceledUtc and
+    "Job was cancelled by user" applied on top (its Canceled status refused). A stall kill, not a user's cancel."""
+    return canceled and bool(code) and str(code).upper().startswith("E305-JOB_STALLED")
+
+
+def _status_from_timestamps(f: Fields, has_failure: bool, error_code: str | None) -> JobStatus | None:
     if f.time("CanceledUtc") is not None:
-        return JobStatus.CANCELLED
+        return JobStatus.FAILED if is_stall_kill(error_code, canceled=True) else JobStatus.CANCELLED
     if has_failure:
         return JobStatus.FAILED
     if f.time("CompletedUtc") is not None:
@@ -48,17 +57,22 @@ def _status_from_timestamps(f: Fields, has_failure: bool) -> JobStatus | None:
     return None
 
 
-def _resolve_status(code: int, f: Fields, has_failure: bool) -> tuple[JobStatus, str, list[str]]:
+def _resolve_status(
+    code: int, f: Fields, has_failure: bool, error_code: str | None
+) -> tuple[JobStatus, str, list[str]]:
     """Pick the build numbering the timestamps agree with; flag what they contradict."""
     if code not in _CURRENT:
         raise RecordError(f"record.Status is {code}, not a known Aura status (0-7)")
     current, old = _CURRENT[code], _OLD.get(code)
-    evidence = _status_from_timestamps(f, has_failure)
+    evidence = _status_from_timestamps(f, has_failure, error_code)
     notes: list[str] = []
-    if old is None or old == current:
+    if old is not None and old == current and evidence == old and _OLD_NAMES[code] != _CURRENT_NAMES[code]:
+        # Status 5 + CanceledUtc: an old build's Canceled (JobRunner never writes Skipped in any build).
+        status, name = old, _OLD_NAMES[code] + OLD_NUMBERING
+    elif old is None or old == current:
         status, name = current, _CURRENT_NAMES[code]
     elif evidence == old or (evidence is None and current.terminal and not old.terminal):
-        status, name = old, _OLD_NAMES[code] + " (pre-Nov-2025 numbering)"
+        status, name = old, _OLD_NAMES[code] + OLD_NUMBERING
     elif evidence == current or evidence is None:
         status, name = current, _CURRENT_NAMES[code]
         if evidence is None and current.terminal and old.terminal:
@@ -126,9 +140,13 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
     if code is None:
         raise RecordError("record.Status is missing")
     failure = f.obj("FailureDetails")
-    error_message = f.text("ErrorMessage") or (failure.text("Message") if failure else None)
     error_code = failure.text("ErrorCode") if failure else None
-    status, raw_status, notes = _resolve_status(code, f, has_failure=bool(failure or f.text("ErrorMessage")))
+    error_message = f.text("ErrorMessage") or (failure.text("Message") if failure else None)
+    if failure and is_stall_kill(error_code, canceled=f.time("CanceledUtc") is not None):
+        # "Job was cancelled by user" is the pipeline's echo of the kill; the stall monitor's message is the reason.
+        error_message = failure.text("Message") or error_message
+    has_failure = bool(failure or f.text("ErrorMessage"))
+    status, raw_status, notes = _resolve_status(code, f, has_failure, error_code)
 
     percent_int = f.number("Percent")
     if percent_int is None:
@@ -147,6 +165,7 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
     # Read before the record is built: they add to f.notes what they ignore as nonsense.
     stage_percent = current.percent("StagePercent") if current else None
     expected = plan.seconds("TargetDuration") if plan else None
+    artifacts, correlation_id = artifacts_of(f), correlation_id_of(f)
     completed_at = f.time("CompletedUtc") or f.time("CanceledUtc") or f.time("EndedUtc") or f.time("FinishedAt")
     return JobRecord(
         id=job_id,
@@ -172,5 +191,46 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
         expected_duration_s=expected,
         inconsistencies=(*notes, *f.notes),
         logs_tail=tuple(logs[-LOG_TAIL:]),
+        artifacts=artifacts,
+        correlation_id=correlation_id,
         history=tuple(points[-HISTORY_TAIL:]),
     )
+
+
+def artifacts_of(f: Fields) -> tuple[Artifact, ...]:
+    """`Artifacts[{Name, Path, Type, SizeBytes, CreatedAt}]`; an entry that is not one is skipped with a note."""
+    try:
+        items = f.items("Artifacts")
+    except RecordError as exc:  # shown, never relied on: an odd list must not make the record unreadable
+        f.notes.append(f"{exc}; artifacts left out")
+        return ()
+    found = []
+    for i, item in enumerate(items[:MAX_ARTIFACTS]):
+        try:
+            entry = Fields(item, f"record.Artifacts[{i}]", f.notes)
+            path = entry.text("Path")
+            if not path:
+                f.notes.append(f"record.Artifacts[{i}] has no Path; left out of artifacts")
+                continue
+            size = entry.integer("SizeBytes")
+            found.append(
+                Artifact(
+                    name=entry.text("Name") or path.replace("\\", "/").rsplit("/", 1)[-1],
+                    path=path,
+                    type=entry.text("Type") or "",
+                    size_bytes=size if size is not None and size >= 0 else None,
+                    created_at=entry.time("CreatedAt"),
+                )
+            )
+        except RecordError as exc:  # one odd artifact must not make the whole record unreadable
+            f.notes.append(f"{exc}; that artifact is left out")
+    return tuple(found)
+
+
+def correlation_id_of(f: Fields) -> str | None:
+    """Aura's `CorrelationId`, or None (with a note) when it is not a string."""
+    try:
+        return f.text("CorrelationId")
+    except RecordError as exc:
+        f.notes.append(f"{exc}; ignored")
+        return None
