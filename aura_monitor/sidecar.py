@@ -16,7 +16,7 @@ from .config import Settings
 from .control import ControlService
 from .diagnosis.service import DiagnosisService
 from .events import EventBroker
-from .jobs.model import stage_key
+from .jobs.stages import stage_key
 from .jobs.stall import Thresholds
 from .jobs.tracker import Tracker
 from .jobs.transitions import Transition

@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from .jobs.eta import eta_seconds, velocity
 from .jobs.model import JobRecord, JobStatus, StageRecord
+from .jobs.stages import AURA_STAGES, stage_key
 from .jobs.tracker import JobState
 from .records.timestamps import format_iso
 
@@ -179,26 +180,14 @@ def safe_job_views(pairs: Iterable[tuple[JobState, JobRecord]], now: float, wher
     return views
 
 
-# Aura's weighted stages (AURA_FORMAT.md): name, keys that mean "in this step", overall percent at its end.
-_AURA_STEPS = (
-    ("Brief", ("brief", "plan"), 5.0),
-    ("Script", ("script",), 25.0),
-    ("TTS", ("tts",), 55.0),
-    ("Images", ("images",), 80.0),
-    ("Render", ("render",), 95.0),
-    ("Finalize", ("finalize",), 100.0),
-)
-
-
 def steps_of(record: JobRecord) -> list[Step]:
     """Per-stage status: the native record's own list, else inferred from Aura's percent ranges."""
     if record.stages:
         return [_native_step(s) for s in record.stages]
-    from .jobs.model import stage_key
-
     current = stage_key(record.stage)
     steps = []
-    for name, keys, end in _AURA_STEPS:
+    for stage in AURA_STAGES:
+        name, keys, end = stage.name, stage.keys, stage.weight.end
         if record.status is JobStatus.COMPLETED or (record.percent >= end and current not in keys):
             status = "completed"
         elif current in keys:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ..diagnosis.runner import DiagnosisBusy
 from ..exceptions import InvalidQuery, JobNotFound
-from ..jobs.model import JobRecord, JobStatus, stage_key, validate_job_id
+from ..jobs.model import JobRecord, JobStatus, validate_job_id
+from ..jobs.stages import stage_key
 from ..jobs.tracker import JobState
 from ..sidecar import Sidecar
 from ..views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, safe_job_views

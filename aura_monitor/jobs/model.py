@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..exceptions import InvalidJobId
+from .stages import FINALIZATION_STAGES
 
 
 class JobStatus(StrEnum):
@@ -32,41 +33,6 @@ class RecordFormat(StrEnum):
 
     AURA = "aura"
     NATIVE = "native"
-
-
-# Stage names that mean "the work is done, the output is being finished" (Aura and native).
-FINALIZATION_STAGES = frozenset({"postprocess", "finalize", "finalizing", "complete", "muxing", "packaging"})
-
-# Canonical stage keys, so metric labels stay bounded whatever a writer calls its stages.
-_STAGE_ALIASES = {
-    "plan": "plan",
-    "initialization": "plan",
-    "queued": "queued",
-    "brief": "brief",
-    "script": "script",
-    "voice": "tts",
-    "tts": "tts",
-    "narration": "tts",
-    "visuals": "images",
-    "images": "images",
-    "rendering": "render",
-    "render": "render",
-    "encode": "render",
-    "postprocess": "finalize",
-    "processing": "finalize",
-    "finalize": "finalize",
-    "finalizing": "finalize",
-    "muxing": "finalize",
-    "packaging": "finalize",
-    "complete": "complete",
-    "completed": "complete",
-    "done": "complete",
-}
-
-
-def stage_key(stage: str) -> str:
-    """Bounded canonical name of a stage ("Voice" and "TTS" are both "tts"); unknown ones are "other"."""
-    return _STAGE_ALIASES.get(stage.strip().lower(), "other") if stage else "unknown"
 
 
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

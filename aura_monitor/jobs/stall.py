@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..config import Settings
-from .model import FINALIZATION_STAGES, JobStatus, stage_key
+from .model import JobStatus
+from .stages import FINALIZATION_STAGES, stage_key
 
 
 class ThresholdKind(StrEnum):

@@ -10,7 +10,8 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..jobs.model import JobStatus, stage_key
+from ..jobs.model import JobStatus
+from ..jobs.stages import stage_key
 from ..jobs.stall import Thresholds
 from ..jobs.tracker import Tracker
 from ..jobs.transitions import Transition, TransitionKind

@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
 
 from .. import __version__
-from ..jobs.model import JobRecord, JobStatus, stage_key
+from ..jobs.model import JobRecord, JobStatus
+from ..jobs.stages import stage_key
 from ..jobs.tracker import JobState
 from ..jobs.transitions import Transition, TransitionKind
 from ..jobs.verdicts import Verdict
