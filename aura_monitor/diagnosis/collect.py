@@ -13,7 +13,7 @@ from ..records.timestamps import parse_log_time
 from .encoder import parse_progress_file, parse_stderr_log, read_tail
 from .evidence import DiskEvidence, EncoderEvidence, Evidence, LogLine
 from .media import Probe
-from .processes import find_encoder, sample_processes
+from .processes import find_encoder, not_ours, sample_processes
 from .subject import Subject
 
 JOB_LOG_LINES = 30
@@ -117,8 +117,13 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
     )
     pids: list[tuple[str, int]] = []
     found: frozenset[int] = frozenset()
-    if record is not None:
+    started: dict[int, float] = {}
+    if record is not None and (elsewhere := not_ours(record)):
+        evidence.missing("processes", elsewhere)  # never attribute another process's state to this job
+    elif record is not None:
         pids = [(role, pid) for role, pid in (("worker", record.worker_pid), ("encoder", record.encoder_pid)) if pid]
+        recorded = ((record.worker_pid, record.worker_started_at), (record.encoder_pid, record.encoder_started_at))
+        started = {pid: at for pid, at in recorded if pid and at is not None}
         announced = evidence.encoder.output_announced if evidence.encoder else None
         if not pids and announced and not evidence.encoder.ended and (pid := find_encoder(announced)):  # type: ignore[union-attr]
             pids, found = [("encoder", pid)], frozenset({pid})
@@ -130,7 +135,7 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
         probe = Probe.start(output_path, options.probe_timeout_s)
         try:
             before = probe.evidence.size
-            evidence.processes = sample_processes(pids, window, evidence.record_mtime, found) if pids else []
+            evidence.processes = sample_processes(pids, window, evidence.record_mtime, found, started) if pids else []
             if window and not pids:
                 time.sleep(window)  # still give the output file a window to grow in
         finally:
@@ -145,7 +150,7 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
         if evidence.output.probe_error and "did not answer" in evidence.output.probe_error:
             evidence.missing("output", evidence.output.probe_error)
     elif pids:
-        evidence.processes = sample_processes(pids, window, evidence.record_mtime, found)
+        evidence.processes = sample_processes(pids, window, evidence.record_mtime, found, started)
     evidence.log_tail = _log_tail(subject, evidence.encoder, roots, evidence)
     evidence.disks = _disks(subject, options, output_path)
     return evidence

@@ -4,20 +4,55 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import psutil
 
+from ..jobs.model import JobRecord
+from ..records.native import this_home
 from .evidence import ProcessEvidence
 
-# A process created after the record naming its pid was written is someone else (pid reuse).
+# Without a recorded start time: a process created after the record naming its pid was written is someone
+# else (pid reuse). With one, a start time off by more than this is someone else, older or younger.
 _REUSE_SLACK_S = 2.0
+_START_TOLERANCE_S = 1.0  # both sides compute boot time + start ticks; the record keeps milliseconds
 SHARE_S = 1.0  # how long after a CPU window ends it still answers for the process
 
 
 def _cpu(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return float(times.user + times.system)
+
+
+def not_ours(record: JobRecord) -> str | None:
+    """Why the pids in `record` do not name processes this sidecar can see (another machine or PID
+    namespace), or None when they do or the record does not say where they were read."""
+    home, here = record.worker_home, this_home()
+    if home is None:
+        return None
+    fix = (
+        "Diagnosing from files only. To see the worker's processes, run the sidecar in the worker's PID "
+        'namespace (compose: pid: "service:worker"; docs/operations.md) on the same machine'
+    )
+    if home.boot_id and here.boot_id:
+        if home.boot_id != here.boot_id:
+            return (
+                f"the worker ran on another machine or before a reboot (host {home.host or '?'}, boot id "
+                f"{home.boot_id}; this sidecar: host {here.host}, boot id {here.boot_id}): its pids name "
+                f"other processes here. {fix}."
+            )
+    elif home.host and here.host and home.host != here.host:
+        return (
+            f"the worker ran on host {home.host}, this sidecar on {here.host}: its pids name other processes "
+            f"here. {fix}."
+        )
+    if home.pid_namespace and here.pid_namespace and home.pid_namespace != here.pid_namespace:
+        return (
+            f"the worker ran in PID namespace {home.pid_namespace}, this sidecar is in {here.pid_namespace}: "
+            f"pid {record.worker_pid or record.encoder_pid} here is another process. {fix}."
+        )
+    return None
 
 
 def find_encoder(output_path: str) -> int | None:
@@ -34,11 +69,17 @@ def find_encoder(output_path: str) -> int | None:
 
 
 def sample_processes(
-    pids: list[tuple[str, int]], window_s: float, record_written_at: float | None, found: frozenset[int] = frozenset()
+    pids: list[tuple[str, int]],
+    window_s: float,
+    record_written_at: float | None,
+    found: frozenset[int] = frozenset(),
+    started: Mapping[int, float] | None = None,
 ) -> list[ProcessEvidence]:
     """State and CPU use of each (role, pid), measured over one shared window of `window_s` seconds.
 
     Pids in `found` were discovered by their command line now, so they cannot be stale (no reuse check).
+    `started` holds the start time the record gives a pid: a process that started at another time holds a
+    reused pid, even one older than the record.
     """
     alive: list[tuple[ProcessEvidence, psutil.Process, float]] = []
     out: list[ProcessEvidence] = []
@@ -63,7 +104,11 @@ def sample_processes(
         except psutil.AccessDenied:
             evidence.exists = True
             continue
-        stale = record_written_at is not None and evidence.started_at > record_written_at + _REUSE_SLACK_S
+        recorded = started.get(pid) if started else None
+        if recorded is not None:
+            stale = abs(evidence.started_at - recorded) > _START_TOLERANCE_S
+        else:
+            stale = record_written_at is not None and evidence.started_at > record_written_at + _REUSE_SLACK_S
         if stale and pid not in found:
             evidence.reused = True
             continue

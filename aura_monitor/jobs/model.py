@@ -80,6 +80,15 @@ class Artifact:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessHome:
+    """Where a pid means something: the machine (boot id, host name) and the PID namespace it was read in."""
+
+    host: str | None
+    boot_id: str | None  # /proc/sys/kernel/random/boot_id: one per kernel boot, shared by its containers
+    pid_namespace: str | None  # readlink /proc/self/ns/pid, e.g. "pid:[4026531836]"
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """One job.json, normalized. Times are epoch seconds; None means the writer did not say."""
 
@@ -110,6 +119,9 @@ class JobRecord:
     expected_duration_s: float | None = None
     worker_pid: int | None = None
     encoder_pid: int | None = None
+    worker_home: ProcessHome | None = None  # where worker_pid and encoder_pid were read (native records only)
+    worker_started_at: float | None = None  # when those processes started: a pid held by another is reused
+    encoder_started_at: float | None = None
     progress_file: str | None = None
     encoder_log: str | None = None
     encoder_output: str | None = None  # the file the encoder writes (the record's outputPath may be the final one)

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from ..exceptions import RecordError
-from ..jobs.model import JobRecord, JobStatus, ProgressPoint, RecordFormat, StageRecord
+from ..jobs.model import JobRecord, JobStatus, ProcessHome, ProgressPoint, RecordFormat, StageRecord
 from .fields import Fields
 
 SCHEMA = "aura-monitor/job@1"
 SUPPORTED_SCHEMAS = frozenset({SCHEMA})
 LOG_TAIL = 20
 HISTORY_TAIL = 20
+
+
+def _read_link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:  # not Linux, or /proc not mounted
+        return None
+
+
+def _read_line(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.readline().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def this_home() -> ProcessHome:
+    """The home of this process's pids (read each time: a forked child may live in a new PID namespace)."""
+    return ProcessHome(
+        host=socket.gethostname(),
+        boot_id=_read_line("/proc/sys/kernel/random/boot_id"),
+        pid_namespace=_read_link("/proc/self/ns/pid"),
+    )
 
 
 def is_native(data: dict[str, object]) -> bool:
@@ -72,6 +99,11 @@ def parse_native(data: dict[str, object]) -> JobRecord:
     # Read before the record is built: they add to f.notes what they ignore as nonsense.
     worker_pid = worker.pid("pid") if worker else None
     encoder_pid = encoder.pid("pid") if encoder else None
+    home = (
+        ProcessHome(host=worker.text("host"), boot_id=worker.text("bootId"), pid_namespace=worker.text("pidNamespace"))
+        if worker
+        else None
+    )
     stage_percent = f.percent("stagePercent")
     expected = f.number("expectedDurationSeconds")
     if expected is not None and expected < 0:
@@ -105,6 +137,9 @@ def parse_native(data: dict[str, object]) -> JobRecord:
         expected_duration_s=expected,
         worker_pid=worker_pid,
         encoder_pid=encoder_pid,
+        worker_home=home,
+        worker_started_at=worker.time("startedAt") if worker else None,
+        encoder_started_at=encoder.time("startedAt") if encoder else None,
         progress_file=encoder.text("progressPath") if encoder else None,
         encoder_log=encoder.text("logPath") if encoder else None,
         encoder_output=encoder.text("outputPath") if encoder else None,

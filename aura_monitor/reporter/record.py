@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import psutil
+
 from ..exceptions import RecordError
 from ..jobs.model import JobStatus
-from ..records.native import SCHEMA, parse_native
+from ..records.native import SCHEMA, parse_native, this_home
 from ..records.timestamps import format_iso
 
 # docs/job-record.md: the record carries the last 20 progress samples and the last 50 log lines.
@@ -55,6 +57,7 @@ class EncoderInfo:
     progress_path: str | None = None
     log_path: str | None = None
     output_path: str | None = None
+    started_at: float | None = None  # when `pid` started: tells the sidecar a reused pid from this encoder
 
 
 @dataclass(slots=True)
@@ -74,6 +77,16 @@ class ProgressSample:
     at: float
     percent: float
     stage: str
+
+
+def process_started_at(pid: int | None) -> float | None:
+    """When process `pid` started (epoch seconds), as this process sees it; None if it cannot tell."""
+    if pid is None:
+        return None
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
 
 
 def _time(value: float | None) -> str | None:
@@ -102,6 +115,9 @@ class NativeRecord:
     completed_at: float | None = None
     worker_pid: int | None = None
     worker_host: str | None = None
+    worker_boot_id: str | None = None  # the machine and PID namespace the pids were read in (docs/job-record.md)
+    worker_pid_namespace: str | None = None
+    worker_started_at: float | None = None
     encoder: EncoderInfo | None = None
     output_path: str | None = None
     expected_duration_s: float | None = None
@@ -113,6 +129,14 @@ class NativeRecord:
     logs: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     request: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def set_worker(self, pid: int, host: str | None = None) -> None:
+        """The job runs in process `pid` of this machine and PID namespace: record where that pid is meaningful."""
+        home = this_home()
+        self.worker_pid = pid
+        self.worker_host = host or home.host
+        self.worker_boot_id, self.worker_pid_namespace = home.boot_id, home.pid_namespace
+        self.worker_started_at = process_started_at(pid)
 
     def stage_state(self, name: str) -> StageState | None:
         return next((stage for stage in self.stages if stage.name == name), None)
@@ -139,13 +163,24 @@ class NativeRecord:
                 "heartbeatAt": _time(self.heartbeat_at),
                 "lastProgressAt": _time(self.last_progress_at),
                 "completedAt": _time(self.completed_at),
-                "worker": ({"pid": self.worker_pid, "host": self.worker_host} if self.worker_pid is not None else None),
+                "worker": (
+                    {
+                        "pid": self.worker_pid,
+                        "host": self.worker_host,
+                        "bootId": self.worker_boot_id,
+                        "pidNamespace": self.worker_pid_namespace,
+                        "startedAt": _time(self.worker_started_at),
+                    }
+                    if self.worker_pid is not None
+                    else None
+                ),
                 "encoder": (
                     {
                         "pid": self.encoder.pid,
                         "progressPath": self.encoder.progress_path,
                         "logPath": self.encoder.log_path,
                         "outputPath": self.encoder.output_path,
+                        "startedAt": _time(self.encoder.started_at),
                     }
                     if self.encoder is not None
                     else None
@@ -211,12 +246,16 @@ class NativeRecord:
             completed_at=parsed.completed_at,
             worker_pid=parsed.worker_pid,
             worker_host=_text(worker, "host"),
+            worker_boot_id=parsed.worker_home.boot_id if parsed.worker_home else None,
+            worker_pid_namespace=parsed.worker_home.pid_namespace if parsed.worker_home else None,
+            worker_started_at=parsed.worker_started_at,
             encoder=(
                 EncoderInfo(
                     pid=parsed.encoder_pid,
                     progress_path=parsed.progress_file,
                     log_path=parsed.encoder_log,
                     output_path=_text(encoder, "outputPath"),
+                    started_at=parsed.encoder_started_at,
                 )
                 if encoder is not None
                 else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..records import read_file
 from ..records.atomic import describe_os_error, write_atomically
 from ..records.layout import RECORD_NAME
 from ..records.timestamps import format_iso
-from .record import EncoderInfo, JobError, NativeRecord, ProgressSample, StageState, StageStatus
+from .record import EncoderInfo, JobError, NativeRecord, ProgressSample, StageState, StageStatus, process_started_at
 
 JOB_LOG_NAME = "job.log"
 DEFAULT_WRITE_INTERVAL = 0.2
@@ -200,8 +199,7 @@ class JobReporter:
             record.started_at = now
             record.completed_at = None
             record.error = None
-            record.worker_pid = worker_pid if worker_pid is not None else os.getpid()
-            record.worker_host = host or socket.gethostname()
+            record.set_worker(worker_pid if worker_pid is not None else os.getpid(), host)
             if traceparent is not None:
                 record.traceparent = traceparent
             self._write()
@@ -305,6 +303,7 @@ class JobReporter:
                 progress_path=str(progress_path) if progress_path else None,
                 log_path=str(log_path) if log_path else None,
                 output_path=str(output_path) if output_path else None,
+                started_at=process_started_at(pid),
             )
             self._write()
 
