@@ -36,9 +36,16 @@ def test_a_queued_job_has_its_own_threshold() -> None:
     assert Thresholds().for_job(JobStatus.QUEUED, "", 0) == (600, ThresholdKind.QUEUED)
 
 
-def test_terminal_and_paused_jobs_never_stall() -> None:
-    for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PAUSED):
+def test_terminal_jobs_never_stall() -> None:
+    for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
         assert Thresholds().for_job(status, "Rendering", 50) is None
+
+
+def test_a_paused_job_has_the_stall_clock_of_a_running_one() -> None:
+    # Aura's Pause only flips the Status field; the pipeline runs on (AURA_FORMAT.md).
+    for stage, percent in (("Images", 60), ("Rendering", 95), ("PostProcess", 97)):
+        assert Thresholds().for_job(JobStatus.PAUSED, stage, percent) == Thresholds().for_job(RUNNING, stage, percent)
+    assert Thresholds().for_job(JobStatus.PAUSED, "Images", 60) == (45, ThresholdKind.DEFAULT)
 
 
 def test_stage_overrides_match_names_and_canonical_stages() -> None:

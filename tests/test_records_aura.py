@@ -231,3 +231,28 @@ def test_it_refuses_wrong_types_with_a_message_naming_the_field(
 ) -> None:
     with pytest.raises(RecordError, match=message):
         parse(aura_doc(tmp_path, **fields))
+
+
+def test_a_stall_kill_is_failed_not_a_users_cancel(tmp_path: Path) -> None:
+    # FailJobAsStalled on disk: Failed + E305, then the cancelled pipeline's echo applied (its Canceled refused).
+    job = AuraJob(tmp_path, status=FAILED, created=T0, stage="Rendering", percent=95)
+    job.extra = {
+        "CanceledUtc": net_time(T0 + 400),
+        "ErrorMessage": "Job was cancelled by user",
+        "FailureDetails": {"ErrorCode": "E305-JOB_STALLED", "Message": "Video render timed out after 180s at 95% + 0"},
+    }
+    job.write()
+    data = job.path.read_bytes()
+    assert b"\r\n" in data and b"\\u002B" in data and not data.startswith(b"\xef\xbb\xbf")
+    record = parse_record(data)
+    assert record.status is JobStatus.FAILED
+    assert record.raw_status.startswith("Failed (4), stall kill")
+    assert record.error_message == "Video render timed out after 180s at 95% + 0"
+    assert not record.inconsistencies
+
+
+def test_an_old_build_cancel_is_labelled_canceled_old_numbering(tmp_path: Path) -> None:
+    record = parse(aura_doc(tmp_path, Status=5, CanceledUtc=net_time(T0 + 60)))
+    assert record.status is JobStatus.CANCELLED
+    assert record.raw_status == "Canceled (old numbering) (5)"
+    assert parse(aura_doc(tmp_path, Status=SKIPPED)).raw_status == "Skipped (5)"

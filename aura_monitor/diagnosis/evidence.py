@@ -29,6 +29,7 @@ class EncoderEvidence:
     output_announced: str | None = None
     frames: int | None = None
     unread: str | None = None  # why the file was not read (missing, refused: a FIFO, outside the roots...)
+    exit_code: int | None = None  # Aura's `Exit Code: N` trailer: ffmpeg has exited, with this code
 
 
 @dataclass(slots=True)
@@ -39,6 +40,9 @@ class ProcessEvidence:
     status: str | None = None  # psutil status: running, sleeping, stopped, zombie, disk-sleep...
     cpu_delta_s: float | None = None  # CPU seconds used during the sample window
     window_s: float = 0.0
+    # CPU seconds over the last few seconds, from notes taken by earlier diagnoses (activity.py); None: unknown
+    recent_cpu_s: float | None = None
+    recent_window_s: float | None = None
     started_at: float | None = None
     reused: bool = False  # a different process now holds the pid
     name: str | None = None

@@ -22,7 +22,8 @@ from .causes import (
 from .context import RuleContext, ago
 from .evidence import Fact
 from .findings import Finding
-from .outcomes import rule_cancelled, rule_completed, rule_failed
+from .outcomes import rule_cancelled, rule_completed, rule_failed, rule_failure_not_propagated
+from .paused import rule_paused_stalled
 
 __all__ = ["RULES", "RuleContext", "diagnose"]
 
@@ -97,12 +98,14 @@ RULES = (
     rule_disk,
     rule_inconsistent,
     rule_completion_not_propagated,
+    rule_failure_not_propagated,
     rule_process_dead,
     rule_process_hung,
     rule_progress_capped,
     rule_progress_not_reported,
     rule_upstream,
     rule_queued,
+    rule_paused_stalled,
     rule_abandoned,
     rule_no_progress,
     rule_active,

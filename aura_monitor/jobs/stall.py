@@ -44,7 +44,9 @@ class Thresholds:
         """Seconds without progress after which a job is stalled; None when it cannot stall."""
         if status is JobStatus.QUEUED:
             return self.queued, ThresholdKind.QUEUED
-        if status is not JobStatus.RUNNING:
+        # Aura's Pause only flips the Status field: the pipeline keeps running and writes Running back on its
+        # next update, so a Paused record that stops changing is as stuck as a Running one (AURA_FORMAT.md).
+        if status not in (JobStatus.RUNNING, JobStatus.PAUSED):
             return None
         name = stage.strip().lower()
         for key in (name, stage_key(stage)):

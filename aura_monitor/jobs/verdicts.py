@@ -18,16 +18,19 @@ class Verdict(StrEnum):
     RECORD_UNREADABLE = "record_unreadable"
     DISK_FULL = "disk_full"
     COMPLETION_NOT_PROPAGATED = "completion_not_propagated"
+    FAILURE_NOT_PROPAGATED = "failure_not_propagated"
     PROCESS_DEAD = "process_dead"
     PROCESS_HUNG = "process_hung"
     PROGRESS_CAPPED = "progress_capped"
     PROGRESS_NOT_REPORTED = "progress_not_reported"
     UPSTREAM_ERRORS = "upstream_errors"
     KILLED_WHILE_PROGRESSING = "killed_while_progressing"
+    STALL_KILLED = "stall_killed"
     OUTPUT_MISSING = "output_missing"
     OUTPUT_INVALID = "output_invalid"
     STATUS_INCONSISTENT = "status_inconsistent"
     QUEUED_TOO_LONG = "queued_too_long"
+    PAUSED_STALLED = "paused_stalled"
     ABANDONED = "abandoned"
     NO_PROGRESS = "no_progress"
     FAILED = "failed"
@@ -46,6 +49,7 @@ _CRITICAL = {
     Verdict.DISK_FULL,
     Verdict.STATUS_INCONSISTENT,
     Verdict.COMPLETION_NOT_PROPAGATED,
+    Verdict.FAILURE_NOT_PROPAGATED,
     Verdict.PROCESS_DEAD,
     Verdict.PROCESS_HUNG,
     Verdict.ABANDONED,

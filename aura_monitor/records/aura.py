@@ -33,6 +33,8 @@ _OLD = {
     6: JobStatus.COMPLETED,  # Succeeded
 }
 OLD_NUMBERING = " (old numbering)"
+# Appended to the raw status of a FailJobAsStalled record, whose CanceledUtc a reader could take for a cancel.
+STALL_KILL = ", stall kill (CanceledUtc is the pipeline's echo)"
 _CURRENT_NAMES = ["Queued", "Running", "Paused", "Done", "Failed", "Skipped", "Canceled", "Succeeded"]
 _OLD_NAMES = ["Queued", "Running", "Done", "Failed", "Skipped", "Canceled", "Succeeded"]
 
@@ -142,11 +144,13 @@ def parse_aura(data: dict[str, object]) -> JobRecord:
     failure = f.obj("FailureDetails")
     error_code = failure.text("ErrorCode") if failure else None
     error_message = f.text("ErrorMessage") or (failure.text("Message") if failure else None)
+    has_failure = bool(failure or f.text("ErrorMessage"))
+    status, raw_status, notes = _resolve_status(code, f, has_failure, error_code)
     if failure and is_stall_kill(error_code, canceled=f.time("CanceledUtc") is not None):
         # "Job was cancelled by user" is the pipeline's echo of the kill; the stall monitor's message is the reason.
         error_message = failure.text("Message") or error_message
-    has_failure = bool(failure or f.text("ErrorMessage"))
-    status, raw_status, notes = _resolve_status(code, f, has_failure, error_code)
+        if status is JobStatus.FAILED:
+            raw_status += STALL_KILL
 
     percent_int = f.number("Percent")
     if percent_int is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,34 @@ def net_timespan(seconds: float) -> str:
     fraction = seconds - whole
     text = f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
     return text + (f".{round(fraction * 1e7):07d}" if fraction else "")
+
+
+# System.Text.Json's default encoder escapes these even inside strings (HTML-safe output).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NET_ESCAPED = {c: f"\\u{ord(c):04X}" for c in "+<>&'`"}
+
+
+def aura_json(document: dict[str, Any]) -> bytes:
+    """The bytes File.WriteAllText leaves: indented, CRLF line ends (Windows), `+` as `\\u002B`, no BOM."""
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    # Inside string tokens only: a number such as 1e+300 keeps its `+`, as .NET writes it.
+    text = _JSON_STRING.sub(lambda m: "".join(_NET_ESCAPED.get(c, c) for c in m.group(0)), text)
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
+def ffmpeg_log(
+    job_id: str, stderr: bytes, exit_code: int | None, *, started: float, ended: float | None = None
+) -> bytes:
+    """An ffmpeg log as Aura's FfmpegVideoComposer keeps it: UTF-8 BOM, a header, `[stderr] ` before every line
+    (progress lines split on CR too), then `Completed:` and `Exit Code: N` once ffmpeg has exited."""
+    stamp = datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
+    lines = ["FFmpeg Render Log", f"Job ID: {job_id}", f"Correlation ID: {job_id}", f"Started: {stamp}", ""]
+    text = stderr.decode("utf-8", errors="replace")
+    lines += [f"[stderr] {line}" for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line]
+    if exit_code is not None:
+        done = datetime.fromtimestamp(ended if ended is not None else started).strftime("%Y-%m-%d %H:%M:%S")
+        lines += ["", f"Completed: {done}", f"Exit Code: {exit_code}"]
+    return "\ufeff".encode() + "\r\n".join(lines).encode() + b"\r\n"
 
 
 def log_line(epoch: float, message: str) -> str:
@@ -136,7 +165,7 @@ class AuraJob:
     def write(self) -> None:
         """Truncate and rewrite in place, as Aura does (readers can see a half-written file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self.document(), indent=2).encode()
+        data = aura_json(self.document())
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
