@@ -57,12 +57,10 @@ class Sidecar:
             poll_interval=settings.poll_interval,
         )
         self.stall_timer = StallTimer(self.tracker, self.clock, catch_up=self.ingestor.catch_up)
-        self.tracker.subscribe(self._count)
         # The OTEL_* variables decide the exporter; an injected provider (tests) belongs to its caller.
         self._owns_tracer_provider = tracer_provider is None
         self.tracer_provider = tracer_provider or setup_tracing("aura-monitor")
         self.job_tracer = JobTracer(self.tracer_provider, self.tracker.get)
-        self.tracker.subscribe(self.job_tracer.observe)
         self.events = EventBroker(
             self.tracker,
             self.clock,
@@ -97,6 +95,12 @@ class Sidecar:
             },
         )
         self.registry.register(self.collector)
+        # The tracker calls its listeners under its lock, in this written order (docs/architecture.md):
+        # cheap counters first, then spans, then the SSE fan-out, last the diagnosis (it only queues work).
+        self.tracker.subscribe(self._count)
+        self.tracker.subscribe(self.job_tracer.observe)
+        self.tracker.subscribe(self.events.publish)
+        self.tracker.subscribe(self.diagnosis.observe)
         self._started = False
 
     def _count(self, batch: Sequence[Transition]) -> None:

@@ -45,6 +45,7 @@ class World:
         self.clock = clock
         self.tracker = Tracker(Thresholds())
         self.broker = EventBroker(self.tracker, clock, boot="b00t", **limits)
+        self.tracker.subscribe(self.broker.publish)
 
     def write(self, job_id: str = "job", **fields: Any) -> None:
         self.clock.advance(1)

@@ -63,9 +63,8 @@ class DiagnosisService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        tracker.subscribe(self._on_transitions)
 
-    def _on_transitions(self, batch: Sequence[Transition]) -> None:
+    def observe(self, batch: Sequence[Transition]) -> None:
         for t in batch:
             if t.kind is TransitionKind.STALLED:
                 self.request(t.job_id)

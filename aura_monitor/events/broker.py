@@ -102,7 +102,6 @@ class EventBroker:
         self._job_subscribers: dict[str, set[Subscriber]] = {}
         self._all_subscribers: set[Subscriber] = set()
         self._closing = False
-        tracker.subscribe(self.publish)
 
     # -- publishing (tracker listener: ingest or stall-timer thread, under the tracker lock) ----------
     def publish(self, batch: Sequence[Transition]) -> None:
