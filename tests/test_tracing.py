@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk.trace import TracerProvider
 
 from aura_monitor.exceptions import ConfigError
@@ -27,6 +17,7 @@ from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.records import SCHEMA, parse_record
 from aura_monitor.telemetry.tracing import JobTracer, setup_tracing
 from tests.support.aura_writer import DONE, FAILED, RUNNING, AuraJob, net_time
+from tests.support.otlp import STATUS_ERROR, OtlpHttpReceiver, clear_otel_environment
 
 T0 = 1_800_000_000.0
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -37,103 +28,23 @@ def ns(at: float) -> int:
     return int(at * 1e9)
 
 
-@dataclass
-class ReceivedSpan:
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    start: int
-    end: int
-    attributes: dict[str, Any]
-    links: list[tuple[str, str]]
-    status_code: int
-    service: str
-
-
-def _value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
-
-
-class OtlpReceiver:
-    """An OTLP/HTTP trace endpoint on loopback that decodes every ExportTraceServiceRequest it gets."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self.paths: list[str] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = ExportTraceServiceRequest.FromString(body)
-                receiver.collect(self.path, request)
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # assertions say what went wrong; the access log is noise
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True
-        )
-        self._thread.start()
-
-    def collect(self, path: str, request: ExportTraceServiceRequest) -> None:
-        with self._lock:
-            self.paths.append(path)
-            for resource_spans in request.resource_spans:
-                resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        self.spans.append(
-                            ReceivedSpan(
-                                name=span.name,
-                                trace_id=span.trace_id.hex(),
-                                span_id=span.span_id.hex(),
-                                parent_span_id=span.parent_span_id.hex(),
-                                start=span.start_time_unix_nano,
-                                end=span.end_time_unix_nano,
-                                attributes={a.key: _value(a.value) for a in span.attributes},
-                                links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
-                                status_code=span.status.code,
-                                service=str(resource.get("service.name")),
-                            )
-                        )
-
-    def named(self, name: str) -> list[ReceivedSpan]:
-        with self._lock:
-            return [span for span in self.spans if span.name == name]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+@pytest.fixture(autouse=True)
+def otel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_otel_environment(monkeypatch)
 
 
 @pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
+def receiver() -> Iterator[OtlpHttpReceiver]:
+    receiver = OtlpHttpReceiver()
     yield receiver
     receiver.close()
 
 
 @pytest.fixture
-def provider(receiver: OtlpReceiver) -> Iterator[TracerProvider]:
-    provider = setup_tracing(
-        "aura-monitor",
-        environ={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "aura-monitor-test"},
-    )
+def provider(receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[TracerProvider]:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "aura-monitor-test")
+    provider = setup_tracing("aura-monitor")
     yield provider
     provider.shutdown()
 
@@ -154,7 +65,8 @@ def iso(at: float) -> str:
     return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def native(job_id: str, revision: int, last_progress: float, traceparent: str, **fields: object) -> JobRecord:
+def native(job_id: str, revision: int, last_progress: float, traceparent: str | None, **fields: object) -> JobRecord:
+    """A native record; a field given as None is left out (a queued job has no startedAt, say)."""
     doc: dict[str, object] = {
         "schema": SCHEMA,
         "id": job_id,
@@ -167,7 +79,7 @@ def native(job_id: str, revision: int, last_progress: float, traceparent: str, *
         "traceparent": traceparent,
     }
     doc.update(fields)
-    return parse_record(json.dumps(doc).encode())
+    return parse_record(json.dumps({key: value for key, value in doc.items() if value is not None}).encode())
 
 
 def aura(job: AuraJob) -> JobRecord:
@@ -179,7 +91,7 @@ def path_of(job_id: str) -> str:
 
 
 def test_a_stall_of_an_instrumented_job_is_a_span_in_the_jobs_own_trace(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     traceparent = f"00-{TRACE_ID}-{PARENT_ID}-03"  # flags 03: sampled, plus the W3C level-2 random bit
     tracker.apply(path_of("n-1"), native("n-1", 1, T0 + 5, traceparent), at=T0 + 6)
@@ -199,12 +111,14 @@ def test_a_stall_of_an_instrumented_job_is_a_span_in_the_jobs_own_trace(
     # From the moment the threshold passed (last progress + 45 s) to the progress that ended it.
     assert (stall.start, stall.end) == (ns(T0 + 50), ns(T0 + 70))
     assert stall.service == "aura-monitor-test"
-    assert receiver.paths == ["/v1/traces"]
+    assert stall.status_code == STATUS_ERROR
+    assert stall.status_message == "stalled: " + stall.attributes["aura.stall.reason"]
+    assert set(receiver.paths) == {"/v1/traces"}
     assert receiver.named("job") == []  # the writer traces itself: nothing is synthesized
 
 
 def test_a_job_whose_trace_is_not_sampled_gets_no_stall_span(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     tracker.apply(path_of("n-2"), native("n-2", 1, T0, f"00-{TRACE_ID}-{PARENT_ID}-00"), at=T0 + 1)
     tracker.tick(T0 + 60)
@@ -215,7 +129,7 @@ def test_a_job_whose_trace_is_not_sampled_gets_no_stall_span(
 
 
 def test_an_aura_job_gets_a_synthesized_trace_with_one_span_per_stage(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     job = AuraJob(Path("/unused"), id="aura-1", status=RUNNING, created=T0, started=T0)
     job.progress(T0 + 1, "Script", 5)
@@ -240,7 +154,7 @@ def test_an_aura_job_gets_a_synthesized_trace_with_one_span_per_stage(
     assert root.attributes["aura.job.status"] == "completed"
     assert root.attributes["aura.synthesized"] is True
     stages = sorted((s for s in receiver.spans if s.attributes.get("aura.stage.key")), key=lambda s: s.start)
-    stages = [s for s in stages if s.name != "stall"]
+    stages = [s for s in stages if not s.name.startswith("stall")]
     assert [(s.name, s.start, s.end) for s in stages] == [
         ("Script", ns(T0 + 1), ns(T0 + 11)),
         ("TTS", ns(T0 + 11), ns(T0 + 71)),
@@ -257,7 +171,7 @@ def test_an_aura_job_gets_a_synthesized_trace_with_one_span_per_stage(
 
 
 def test_a_failed_aura_job_ends_its_trace_as_an_error(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     job = AuraJob(Path("/unused"), id="aura-2", status=RUNNING, created=T0, started=T0)
     job.progress(T0 + 1, "Images", 55)
@@ -271,12 +185,13 @@ def test_a_failed_aura_job_ends_its_trace_as_an_error(
     [root] = receiver.named("job")
     [images] = receiver.named("Images")
     assert root.attributes["aura.job.status"] == "failed"
-    assert root.status_code == 2  # STATUS_CODE_ERROR
+    assert root.status_code == STATUS_ERROR
+    assert root.status_message.startswith("failed: ")
     assert root.end == images.end == ns(T0 + 30)
 
 
 def test_a_removed_job_ends_its_open_spans(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     job = AuraJob(Path("/unused"), id="aura-3", status=RUNNING, created=T0, started=T0)
     job.progress(T0 + 1, "TTS", 30)
@@ -287,6 +202,7 @@ def test_a_removed_job_ends_its_open_spans(
     assert provider.force_flush()
     assert {span.name: span.end for span in receiver.spans} == {
         "stall": ns(T0 + 55),
+        "stall.detected": ns(T0 + 50),
         "TTS": ns(T0 + 55),
         "job": ns(T0 + 55),
     }
@@ -295,7 +211,7 @@ def test_a_removed_job_ends_its_open_spans(
 
 
 def test_a_retried_aura_job_gets_a_new_trace_for_the_new_attempt(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     job = AuraJob(Path("/unused"), id="aura-4", status=RUNNING, created=T0, started=T0)
     job.progress(T0 + 1, "Render", 82)
@@ -316,7 +232,7 @@ def test_a_retried_aura_job_gets_a_new_trace_for_the_new_attempt(
 
 
 def test_an_explain_span_links_to_the_jobs_trace(
-    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpReceiver
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
 ) -> None:
     tracker.apply(path_of("n-3"), native("n-3", 1, T0, f"00-{TRACE_ID}-{PARENT_ID}-01"), at=T0 + 1)
     job = AuraJob(Path("/unused"), id="aura-5", status=RUNNING, created=T0, started=T0)
@@ -340,27 +256,114 @@ def test_an_explain_span_links_to_the_jobs_trace(
     [aura_root] = receiver.named("job")
     assert aura_explain.links == [(aura_root.trace_id, aura_root.span_id)]
     assert unknown_explain.links == []
-    assert unknown_explain.status_code == 2
+    assert unknown_explain.status_code == STATUS_ERROR
 
 
-def test_setup_tracing_refuses_an_unknown_exporter() -> None:
+def test_setup_tracing_refuses_an_unknown_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
     with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER"):
-        setup_tracing("aura-monitor", environ={"OTEL_TRACES_EXPORTER": "jaeger"})
+        setup_tracing("aura-monitor")
 
 
-def test_setup_tracing_exports_nothing_without_an_endpoint_or_with_none(receiver: OtlpReceiver) -> None:
+def test_setup_tracing_exports_nothing_without_an_endpoint_or_with_none(
+    receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for environ in ({}, {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}):
-        provider = setup_tracing("aura-monitor", environ=environ)
+        with monkeypatch.context() as patch:
+            for name, value in environ.items():
+                patch.setenv(name, value)
+            provider = setup_tracing("aura-monitor")
         provider.get_tracer("test").start_span("ignored").end()
         assert provider.force_flush()
         provider.shutdown()
     assert receiver.spans == []
 
 
-def test_setup_tracing_names_the_service_when_otel_service_name_is_unset(receiver: OtlpReceiver) -> None:
-    provider = setup_tracing("aura-monitor", environ={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+def test_setup_tracing_names_the_service_when_otel_service_name_is_unset(
+    receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    provider = setup_tracing("aura-monitor")
     provider.get_tracer("test").start_span("probe").end()
     assert provider.force_flush()
     provider.shutdown()
     [probe] = receiver.named("probe")
     assert probe.service == "aura-monitor"
+
+
+def test_a_stall_is_exported_when_it_starts_not_only_when_it_ends(
+    tracker: Tracker, receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")  # the batch processor's own variable: export within 50 ms
+    provider = setup_tracing("aura-monitor")
+    tracer = JobTracer(provider, tracker.get)
+    tracker.subscribe(tracer.observe)
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    try:
+        tracker.apply(path_of("n-9"), native("n-9", 1, T0 + 5, traceparent), at=T0 + 6)
+        tracker.tick(T0 + 51)
+
+        # No flush and the stall still open: the batch processor exported the marker on its own.
+        detected = receiver.wait_for_span("stall.detected")
+        assert receiver.named("stall") == []
+        assert (detected.trace_id, detected.parent_span_id) == (TRACE_ID, PARENT_ID)
+        assert (detected.start, detected.end) == (ns(T0 + 50), ns(T0 + 51))
+        assert detected.status_code == STATUS_ERROR
+        assert "no progress" in detected.status_message
+        assert detected.attributes["aura.job.id"] == "n-9"
+
+        tracker.apply(path_of("n-9"), native("n-9", 2, T0 + 80, traceparent, percent=90.0), at=T0 + 80)
+        stall = receiver.wait_for_span("stall")
+        assert detected.links == [(TRACE_ID, stall.span_id)]
+        assert (stall.start, stall.end, stall.status_code) == (ns(T0 + 50), ns(T0 + 80), STATUS_ERROR)
+    finally:
+        provider.shutdown()
+
+
+def test_a_native_job_enqueued_before_its_worker_stamps_a_traceparent_has_exactly_one_trace(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
+) -> None:
+    queued = {"status": "queued", "startedAt": None, "stage": "Queued", "percent": 0.0, "queuedAt": iso(T0)}
+    tracker.apply(path_of("n-4"), native("n-4", 1, T0, None, **queued), at=T0 + 1)
+    # The worker picks it up 30 s later (far past any wait) and stamps its own trace as it starts.
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    tracker.apply(path_of("n-4"), native("n-4", 2, T0 + 31, traceparent, stage="Script", percent=5.0), at=T0 + 31)
+    tracker.apply(path_of("n-4"), native("n-4", 3, T0 + 40, traceparent, stage="Render", percent=70.0), at=T0 + 40)
+    assert [t.kind.value for t in tracker.tick(T0 + 90)] == ["stalled"]
+    done = {"status": "completed", "stage": "Complete", "percent": 100.0, "endedAt": iso(T0 + 95)}
+    tracker.apply(path_of("n-4"), native("n-4", 4, T0 + 95, traceparent, **done), at=T0 + 95)
+    tracer.close(T0 + 96)
+
+    assert provider.force_flush()
+    assert sorted(span.name for span in receiver.all()) == ["stall", "stall.detected"]
+    assert {span.trace_id for span in receiver.all()} == {TRACE_ID}  # the pipeline's trace, and no other
+
+
+def test_a_native_job_that_never_stamps_a_traceparent_gets_one_synthesized_trace_after_a_bounded_wait(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
+) -> None:
+    queued = {"status": "queued", "startedAt": None, "stage": "Queued", "percent": 0.0, "queuedAt": iso(T0)}
+    tracker.apply(path_of("n-5"), native("n-5", 1, T0, None, **queued), at=T0 + 1)
+    script = {"stage": "Script", "percent": 5.0, "startedAt": iso(T0 + 30)}
+    tracker.apply(path_of("n-5"), native("n-5", 2, T0 + 30, None, **script), at=T0 + 30)
+    tracker.apply(path_of("n-5"), native("n-5", 3, T0 + 32, None, **script, stagePercent=50.0), at=T0 + 32)
+    assert receiver.all() == [] and provider.force_flush() and receiver.all() == []  # still waiting (< 5 s)
+    tts = {"stage": "TTS", "percent": 30.0, "startedAt": iso(T0 + 30)}
+    tracker.apply(path_of("n-5"), native("n-5", 4, T0 + 40, None, **tts), at=T0 + 40)
+    tracer.close(T0 + 50)
+
+    assert provider.force_flush()
+    [root] = receiver.named("job")
+    assert (root.start, root.attributes["aura.synthesized"], root.attributes["aura.job.format"]) == (
+        ns(T0),
+        True,
+        "native",
+    )
+    assert {span.trace_id for span in receiver.all()} == {root.trace_id}
+    stages = sorted((span for span in receiver.all() if span.name != "job"), key=lambda span: span.start)
+    assert [(span.name, span.start, span.end) for span in stages] == [
+        ("Queued", ns(T0), ns(T0 + 30)),
+        ("Script", ns(T0 + 30), ns(T0 + 40)),
+        ("TTS", ns(T0 + 40), ns(T0 + 50)),
+    ]

@@ -112,6 +112,8 @@ class JobRun:
             if isinstance(exc, JobCancelled):
                 self.outcome = Outcome.CANCELLED
                 self._span.add_event("job cancelled", {"reason": str(exc)})
+                # Not a crash, but the job did not do its work: the trace shows it in error, with why.
+                self._span.set_status(Status(StatusCode.ERROR, f"cancelled: {exc}"[:200]))
                 reporter.cancel(str(exc) or "cancelled on request")
                 pending = self.cancel.pending() if self.cancel is not None else None
                 if pending is not None:
@@ -159,7 +161,7 @@ class StageRun:
             attributes={
                 "aura.job.id": reporter.job_id,
                 "aura.stage": self.name,
-                "aura.attempt": reporter.attempt,
+                "aura.job.attempt": reporter.attempt,  # the same key as the job span's (and the sidecar's)
             },
         )
         self._started = self._clock.now()
@@ -191,6 +193,7 @@ class StageRun:
             # A cancelled stage did not fail: it is simply not done, and a retry runs it again.
             outcome, status = Outcome.CANCELLED, StageStatus.PENDING
             self._span.add_event("stage cancelled")
+            self._span.set_status(Status(StatusCode.ERROR, f"cancelled: {exc}"[:200]))
         else:
             outcome, status = Outcome.FAILED, StageStatus.FAILED
             self._span.record_exception(exc)
