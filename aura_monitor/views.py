@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .jobs.eta import eta_seconds, velocity
-from .jobs.model import JobRecord, JobStatus, StageRecord
+from .jobs.model import Artifact, JobRecord, JobStatus, StageRecord
 from .jobs.stages import AURA_STAGES, stage_key
 from .jobs.tracker import JobState
 from .records.timestamps import format_iso
 
 log = logging.getLogger(__name__)
+
+V = TypeVar("V", bound=BaseModel)
 
 # A job whose view cannot be built is logged at most once per this many seconds (per job).
 BROKEN_VIEW_LOG_INTERVAL_S = 60.0
@@ -25,6 +27,17 @@ BROKEN_VIEW_LOG_INTERVAL_S = 60.0
 
 class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ArtifactView(_Camel):
+    """A file the job produced, as Aura's frontend reads it (`path` and `filePath` are the same)."""
+
+    name: str
+    path: str
+    file_path: str
+    type: str
+    size_bytes: int | None
+    created_at: str | None
 
 
 class Job(_Camel):
@@ -58,6 +71,11 @@ class Job(_Camel):
     parse_failures: int
     last_parse_error: str | None
     unreadable: bool
+    # Aura's GET /api/jobs/{id} fields its frontend reads (AURA_API.md section 4).
+    progress: int = Field(description="Aura's int percent (same as percent, rounded down)")
+    progress_message: str | None = Field(description="the last log line, as Aura's `progressMessage`")
+    artifacts: list[ArtifactView]
+    correlation_id: str | None = Field(description="the job's correlation id (Aura's CorrelationId, else the id)")
 
 
 class JobList(_Camel):
@@ -75,7 +93,13 @@ class Step(_Camel):
 
 class Progress(_Camel):
     job_id: str
-    status: JobStatus
+    status: str = Field(description="Aura's /progress word: running, completed, failed or idle")
+    job_status: JobStatus = Field(description="our status word (queued, running, paused, ...)")
+    progress: int = Field(description="Aura's int percent")
+    current_stage: str = Field(description="Aura's name for stage")
+    started_at: str | None
+    completed_at: str | None
+    correlation_id: str | None
     stage: str
     percent: float
     stage_percent: float | None
@@ -96,17 +120,101 @@ class QueueStats(_Camel):
     canceled: int
 
 
+class QueueItem(Job):
+    """A job as Aura's queue lists it: Aura's queue fields and status word, plus everything a Job has."""
+
+    status: str = Field(description="Aura's queue word: Pending, Processing, Paused, Completed, Failed, Cancelled")  # type: ignore[assignment]
+    job_status: JobStatus = Field(description="our status word")
+    job_id: str
+    current_stage: str
+    enqueued_at: str | None
+    retry_count: int
+    is_quick_demo: bool
+
+
 class Queue(_Camel):
-    jobs: list[Job]
+    jobs: list[QueueItem]
+    count: int = Field(description="items in this page")
+    filter_status: str | None = Field(description="the status filter as given")
     stats: QueueStats
+
+
+# Aura's status words per route (AURA_API.md section 2).
+AURA_PROGRESS_WORDS = {
+    JobStatus.QUEUED: "idle",
+    JobStatus.RUNNING: "running",
+    JobStatus.PAUSED: "idle",
+    JobStatus.COMPLETED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "idle",
+}
+AURA_QUEUE_WORDS = {
+    JobStatus.QUEUED: "Pending",
+    JobStatus.RUNNING: "Processing",
+    JobStatus.PAUSED: "Paused",  # Aura's queue has none; its JobQueue.tsx maps "paused" to paused
+    JobStatus.COMPLETED: "Completed",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELLED: "Cancelled",
+}
+VIDEO_TYPES = ("video", "video/mp4")
+SUBTITLE_TYPES = ("subtitle", "text/srt")
 
 
 def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else format_iso(epoch)
 
 
+def artifacts_of(record: JobRecord) -> list[Artifact]:
+    """The record's artifacts; a record that lists none but names its output gets that one video artifact."""
+    if record.artifacts:
+        return list(record.artifacts)
+    if record.output_path:
+        name = record.output_path.replace("\\", "/").rsplit("/", 1)[-1]
+        return [Artifact(name=name, path=record.output_path, type="video")]
+    return []
+
+
+def artifact_view(artifact: Artifact) -> ArtifactView:
+    return ArtifactView(
+        name=artifact.name,
+        path=artifact.path,
+        file_path=artifact.path,
+        type=artifact.type,
+        size_bytes=artifact.size_bytes,
+        created_at=_iso(artifact.created_at),
+    )
+
+
+def _aura_fields(state: JobState, record: JobRecord) -> dict[str, Any]:
+    return {
+        "progress": int(record.percent),
+        "progress_message": record.logs_tail[-1] if record.logs_tail else record.message,
+        "artifacts": [artifact_view(a) for a in artifacts_of(record)],
+        "correlation_id": record.correlation_id or state.id,
+    }
+
+
 def job_view(state: JobState, record: JobRecord, now: float) -> Job:
-    return Job(
+    return Job(**_job_fields(state, record, now))
+
+
+def queue_item(state: JobState, record: JobRecord, now: float) -> QueueItem:
+    """A job in Aura's queue shape: `jobId`, Aura's queue word in `status`, `currentStage`, `enqueuedAt`."""
+    fields = _job_fields(state, record, now)
+    fields.update(
+        status=AURA_QUEUE_WORDS[record.status],
+        job_status=record.status,
+        job_id=state.id,
+        current_stage=record.stage,
+        enqueued_at=_iso(record.queued_at or record.created_at),
+        retry_count=max(0, record.attempt - 1),
+        is_quick_demo=False,
+    )
+    return QueueItem(**fields)
+
+
+def _job_fields(state: JobState, record: JobRecord, now: float) -> dict[str, Any]:
+    return dict(
         id=state.id,
         status=record.status,
         stage=record.stage,
@@ -135,6 +243,7 @@ def job_view(state: JobState, record: JobRecord, now: float) -> Job:
         parse_failures=state.parse_failures,
         last_parse_error=state.last_parse_error,
         unreadable=state.unreadable_reported,
+        **_aura_fields(state, record),
     )
 
 
@@ -169,12 +278,17 @@ class _BrokenViews:
 BROKEN_VIEWS = _BrokenViews()
 
 
-def safe_job_views(pairs: Iterable[tuple[JobState, JobRecord]], now: float, where: str) -> list[Job]:
+def safe_job_views(
+    pairs: Iterable[tuple[JobState, JobRecord]],
+    now: float,
+    where: str,
+    view: Callable[[JobState, JobRecord, float], V],
+) -> list[V]:
     """The view of each job, leaving out (and logging) any one that fails, so one job never breaks a list."""
-    views = []
+    views: list[V] = []
     for state, record in pairs:
         try:
-            views.append(job_view(state, record, now))
+            views.append(view(state, record, now))
         except Exception:  # one bad job must not take the whole list, queue or snapshot down
             BROKEN_VIEWS.report(state.id, where)
     return views
@@ -212,7 +326,13 @@ def progress_view(state: JobState, record: JobRecord, now: float) -> Progress:
     end = record.completed_at if record.status.terminal else now
     return Progress(
         job_id=state.id,
-        status=record.status,
+        status=AURA_PROGRESS_WORDS[record.status],
+        job_status=record.status,
+        progress=int(record.percent),
+        current_stage=record.stage,
+        started_at=_iso(record.started_at),
+        completed_at=_iso(record.completed_at),
+        correlation_id=record.correlation_id or state.id,
         stage=record.stage,
         percent=record.percent,
         stage_percent=record.stage_percent,

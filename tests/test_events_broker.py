@@ -127,6 +127,10 @@ def test_a_failed_job_ends_with_errors_that_carry_code_message_and_remediation(
             "message": "FFmpeg exited with code 1",
             "stage": "Rendering",
             "remediation": ["Check the ffmpeg log"],
+            # Aura's JobStepError spelling, for its clients (docs/aura.md)
+            "Code": "E304-FFMPEG_RUNTIME",
+            "Message": "FFmpeg exited with code 1",
+            "Remediation": "Check the ffmpeg log",
         }
     ]
     generic = failed[1].data["errors"][0]

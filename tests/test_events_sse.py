@@ -386,8 +386,10 @@ def test_the_aura_progress_stream_sends_job_progress_events_in_auras_shape(jobs_
             server, jobs_dir, "job", 3, status="completed", stage="Complete", percent=100, outputPath="/v.mp4"
         )
         aura.wait_ended(5)
-        assert aura.names() == ["connected", "job-progress", "job-progress", "job-progress"]
-        shapes = [e.data for e in aura.events[1:]]
+        # Aura ends this stream with job-completed after the job-progress carrying the final status (docs/aura.md).
+        assert aura.names() == ["connected", "job-progress", "job-progress", "job-progress", "job-completed"]
+        assert aura.events[-1].data["status"] == "completed" and aura.events[-1].data["outputPath"] == "/v.mp4"
+        shapes = [e.data for e in aura.events[1:-1]]
         assert all(set(shape) == {"percent", "stage", "status", "message", "outputPath"} for shape in shapes)
         assert [(s["stage"], s["percent"], s["status"]) for s in shapes] == [
             ("Script", 5, "running"),

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from .. import __version__
 from ..events import watch_server_exit
 from ..sidecar import Sidecar
-from . import board, control, events, jobs, problems, runbooks
+from . import aura, board, control, events, jobs, problems, runbooks
 from .guard import BrowserGuard
 from .limits import StreamCap, bound_loop_errors
 
@@ -50,6 +50,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.add_middleware(StreamCap, settings=sidecar.settings, broker=sidecar.events)
     app.add_middleware(BrowserGuard, settings=sidecar.settings)
     app.include_router(jobs.router)
+    app.include_router(aura.router)
     app.include_router(events.router)
     app.include_router(control.router)
     app.include_router(board.router)

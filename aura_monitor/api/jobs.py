@@ -13,7 +13,7 @@ from ..jobs.model import JobRecord, JobStatus, validate_job_id
 from ..jobs.stages import stage_key
 from ..jobs.tracker import JobState
 from ..sidecar import Sidecar
-from ..views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, safe_job_views
+from ..views import Job, JobList, Progress, Queue, QueueStats, job_view, progress_view, queue_item, safe_job_views
 from .problems import problem
 
 router = APIRouter(prefix="/api", tags=["jobs"])
@@ -23,6 +23,7 @@ JobIdPath = Annotated[str, Path(description="job id (directory name under the jo
 # Aura's queue filter words, mapped onto our statuses.
 _QUEUE_WORDS = {
     "pending": (JobStatus.QUEUED,),
+    "processing": (JobStatus.RUNNING,),
     "queued": (JobStatus.QUEUED,),
     "running": (JobStatus.RUNNING,),
     "paused": (JobStatus.PAUSED,),
@@ -98,7 +99,7 @@ def list_jobs(
         and (stalled is None or state.stalled == stalled)
         and (stage_filter is None or stage_filter in (record.stage.lower(), stage_key(record.stage)))
     ]
-    jobs = safe_job_views(matching[:limit], now, "GET /api/jobs")
+    jobs = safe_job_views(matching[:limit], now, "GET /api/jobs", job_view)
     return JobList(jobs=jobs, count=len(jobs), total=len(matching))
 
 
@@ -145,13 +146,13 @@ def get_queue(
     status: Annotated[
         str | None,
         Query(
-            description="Aura's words: pending, running, completed, failed, canceled (comma-separated)",
+            description="Aura's words: pending, processing, completed, failed, cancelled (comma-separated)",
             max_length=200,
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Queue:
-    """Aura-compatible queue view with counts."""
+    """Aura's queue: items with `jobId` and Aura's queue word in `status`, `count`, plus our stats."""
     wanted = _statuses(status, _QUEUE_WORDS)
     pairs = _newest_first(sidecar)
     counts = {s: 0 for s in JobStatus}
@@ -159,7 +160,7 @@ def get_queue(
         counts[record.status] += 1
     now = sidecar.clock.now()
     jobs = safe_job_views(
-        [(s, r) for s, r in pairs if wanted is None or r.status in wanted][:limit], now, "GET /api/queue"
+        [(s, r) for s, r in pairs if wanted is None or r.status in wanted][:limit], now, "GET /api/queue", queue_item
     )
     stats = QueueStats(
         total=len(pairs),
@@ -169,4 +170,4 @@ def get_queue(
         failed=counts[JobStatus.FAILED],
         canceled=counts[JobStatus.CANCELLED],
     )
-    return Queue(jobs=jobs, stats=stats)
+    return Queue(jobs=jobs, count=len(jobs), filter_status=status or None, stats=stats)

@@ -47,7 +47,9 @@ def _groups(events: Sequence[Event], whole_writes: bool) -> Iterator[Sequence[Ev
 
 
 class AuraProgress:
-    """Aura's `/progress/stream`: every change as one `job-progress {percent, stage, status, message, outputPath}`."""
+    """Aura's `/progress/stream`: every change as one `job-progress {percent, stage, status, message, outputPath}`,
+    and at the end the job-progress carrying the final status, then Aura's terminal `job-completed` (whatever
+    the outcome: its FinalExport settles only on that event, reading `status` completed, failed or cancelled)."""
 
     FIELDS = ("percent", "stage", "status", "message", "outputPath")
 
@@ -69,10 +71,24 @@ class AuraProgress:
                     self.current[key] = event.data[key]
             if event.name is EventName.JOB_FAILED:
                 self.current["message"] = event.data.get("errorMessage") or self.current["message"]
-        if self.current == self.sent:
-            return None
-        self.sent = dict(self.current)
-        return encode(EventName.JOB_PROGRESS, event_id, self.sent)
+        ending = next((e for e in group if e.terminal), None)
+        frame = b""
+        if self.current != self.sent:
+            self.sent = dict(self.current)
+            frame = encode(EventName.JOB_PROGRESS, event_id, self.sent)
+        if ending is not None:
+            frame += encode(EventName.JOB_COMPLETED, event_id, self._completed(ending))
+        return frame or None
+
+    def _completed(self, ending: Event) -> dict[str, Any]:
+        data = dict(self.current)
+        data["status"] = ending.data.get("status") or data.get("status")
+        data["jobId"] = ending.job_id
+        data["correlationId"] = ending.data.get("correlationId")
+        if ending.name is EventName.JOB_FAILED:
+            # Aura's payload has no errorMessage, so its FinalExport shows a generic failure; ours says why.
+            data["errorMessage"] = ending.data.get("errorMessage")
+        return data
 
 
 class EventStreamResponse(Response):
@@ -205,7 +221,11 @@ class EventStreamResponse(Response):
             now = loop.time()
             if now >= beat:
                 beat = now + self.heartbeat
-                yield encode(EventName.HEARTBEAT, last, {"serverTime": format_iso(self.clock.now())})
+                now_iso = format_iso(self.clock.now())
+                # Timestamp/Status: Aura's HeartbeatEventDto spelling, for clients written against Aura.
+                yield encode(
+                    EventName.HEARTBEAT, last, {"serverTime": now_iso, "Timestamp": now_iso, "Status": "alive"}
+                )
             elif not events:
                 await subscriber.wait(beat - now)
 
@@ -228,6 +248,8 @@ class EventStreamResponse(Response):
         }
         if opening.job_id is not None:
             data.update(jobId=opening.job_id, job=opening.snapshot)
+            # Aura's ConnectedEventDto spelling (its FinalExport only needs the event to arrive).
+            data.update(JobId=opening.job_id, Message="Connected to job event stream", Timestamp=data["serverTime"])
         else:
             jobs = opening.snapshot if isinstance(opening.snapshot, list) else []
             # `complete: false` means finished jobs were left out; `omitted` counts them by status.

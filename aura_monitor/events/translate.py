@@ -9,11 +9,12 @@ from typing import Any
 
 from ..jobs.eta import eta_seconds
 from ..jobs.model import JobRecord, JobStatus
+from ..jobs.stages import stage_key
 from ..jobs.tracker import JobState
 from ..jobs.transitions import Transition, TransitionKind
 from ..jobs.verdicts import Verdict
 from ..records.timestamps import format_iso
-from ..views import BROKEN_VIEWS, dump, job_view, steps_of
+from ..views import BROKEN_VIEWS, SUBTITLE_TYPES, VIDEO_TYPES, artifacts_of, dump, job_view, steps_of
 from .model import EventName
 
 Spec = tuple[EventName, str, dict[str, Any]]
@@ -30,6 +31,34 @@ _WARNINGS = {
     TransitionKind.READABLE: ("record_readable", "info"),
     TransitionKind.REMOVED: ("job_removed", "warning"),
 }
+# Aura's `phase` words for a stage (its step-status and step-progress carry them; its store reads them).
+_PHASES = {
+    "queued": "plan",
+    "plan": "plan",
+    "brief": "plan",
+    "script": "plan",
+    "tts": "tts",
+    "images": "visuals",
+    "render": "render",
+    "finalize": "render",
+    "complete": "complete",
+}
+# Aura's enum names (its /events job-status word), for clients that compare against them.
+_ENUM_NAMES = {
+    JobStatus.QUEUED: "Queued",
+    JobStatus.RUNNING: "Running",
+    JobStatus.PAUSED: "Paused",
+    JobStatus.COMPLETED: "Done",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELLED: "Canceled",
+}
+# Aura's job-failed carries the last 10 log lines.
+FAILED_LOG_LINES = 10
+
+
+def phase_of(stage: str) -> str:
+    """Aura's phase for a stage name (plan, tts, visuals, compose, render, complete)."""
+    return _PHASES.get(stage_key(stage), "render")
 
 
 def events_for(batch: Sequence[Transition], lookup: Lookup) -> list[Spec]:
@@ -84,6 +113,8 @@ def _regular(t: Transition, state: JobState, record: JobRecord) -> Spec | None:
             reason=t.reason,
             discovered=kind is TransitionKind.DISCOVERED,
             job=dump(job_view(state, record, t.at)),
+            statusName=_ENUM_NAMES[record.status],
+            correlationId=record.correlation_id or t.job_id,
         )
         return EventName.JOB_STATUS, t.job_id, data
     if kind is TransitionKind.STAGE:
@@ -92,6 +123,8 @@ def _regular(t: Transition, state: JobState, record: JobRecord) -> Spec | None:
             previousStep=t.old,
             previousStepSeconds=t.elapsed,
             steps=[dump(step) for step in steps_of(record)],
+            phase=phase_of(record.stage),
+            correlationId=record.correlation_id or t.job_id,
         )
         return EventName.STEP_STATUS, t.job_id, data
     if kind is TransitionKind.PROGRESS:
@@ -102,6 +135,7 @@ def _regular(t: Transition, state: JobState, record: JobRecord) -> Spec | None:
             message=record.message,
             etaSeconds=None if record.status.terminal else eta_seconds(state.samples, record.percent),
         )
+        data.update(_aura_progress(t, record, data))
         return EventName.STEP_PROGRESS, t.job_id, data
     if kind is TransitionKind.STALLED or (kind is TransitionKind.VERDICT and state.stalled):
         data.update(
@@ -121,6 +155,46 @@ def _regular(t: Transition, state: JobState, record: JobRecord) -> Spec | None:
     return None
 
 
+def _aura_progress(t: Transition, record: JobRecord, ours: dict[str, Any]) -> dict[str, Any]:
+    """Aura's step-progress fields in both spellings: its server sends PascalCase (ProgressEventDto), its
+    store and hooks read camelCase (`step`, `progressPct`, ...), so each client finds the ones it reads."""
+    start = record.started_at or record.created_at
+    elapsed = None if start is None else max(0.0, t.at - start)
+    remaining = ours["etaSeconds"]
+    correlation = record.correlation_id or t.job_id
+    phase = phase_of(record.stage)
+    camel = {
+        "step": record.stage,
+        "progressPct": ours["percent"],
+        "phase": phase,
+        "substageDetail": None,
+        "currentItem": None,
+        "totalItems": None,
+        "elapsedTime": elapsed,
+        "estimatedTimeRemaining": remaining,
+        "elapsedSeconds": elapsed,
+        "estimatedRemainingSeconds": remaining,
+        "correlationId": correlation,
+    }
+    pascal = {
+        "JobId": t.job_id,
+        "Stage": record.stage,
+        "Percent": ours["percent"],
+        "EtaSeconds": remaining,
+        "Message": record.message,
+        "Warnings": [],
+        "CorrelationId": correlation,
+        "SubstageDetail": None,
+        "CurrentItem": None,
+        "TotalItems": None,
+        "Timestamp": format_iso(t.at),
+        "Phase": phase,
+        "ElapsedSeconds": elapsed,
+        "EstimatedRemainingSeconds": remaining,
+    }
+    return camel | pascal
+
+
 def _number(text: str | None, default: float | None) -> float | None:
     try:
         return float(text) if text is not None else default
@@ -130,7 +204,7 @@ def _number(text: str | None, default: float | None) -> float | None:
 
 def _warning(t: Transition, record: JobRecord | None, code: str, severity: str) -> dict[str, Any]:
     data = _core(t, record)
-    data.update(code=code, severity=severity, message=t.reason)
+    data.update(code=code, severity=severity, message=t.reason, step=record.stage if record else None)
     return data
 
 
@@ -146,13 +220,39 @@ def terminal_event(state: JobState, record: JobRecord, at: float) -> Spec:
         "attempt": record.attempt,
         "completedAt": format_iso(record.completed_at) if record.completed_at is not None else None,
     }
+    data["correlationId"] = record.correlation_id or state.id
     if name is EventName.JOB_COMPLETED:
-        data.update(outputPath=record.output_path)
+        data.update(_completed(record))
     elif name is EventName.JOB_FAILED:
-        data.update(errorMessage=record.error_message, errors=[failure_of(state.id, record)])
+        failure = failure_of(state.id, record)
+        data.update(
+            errorMessage=failure["message"],
+            errors=[failure],
+            failureDetails={"message": failure["message"], "errorCode": record.error_code, "stage": failure["stage"]},
+            logs=list(record.logs_tail[-FAILED_LOG_LINES:]),
+        )
     else:
-        data.update(message=record.error_message or record.message)
+        data.update(message=record.error_message or record.message or "Job was cancelled by user")
     return name, state.id, data
+
+
+def _completed(record: JobRecord) -> dict[str, Any]:
+    """Aura's job-completed payload: `outputPath` (else the video artifact's, else ""), `artifacts[]` (its
+    store maps over it, so always a list) and `output{videoPath, subtitlePath, sizeBytes}`."""
+    artifacts = artifacts_of(record)
+    video = next((a for a in artifacts if a.type.lower() in VIDEO_TYPES), None)
+    subtitle = next((a for a in artifacts if a.type.lower() in SUBTITLE_TYPES), None)
+    output_path = record.output_path or (video.path if video else "")
+    return {
+        "outputPath": output_path,
+        "artifacts": [{"name": a.name, "path": a.path, "type": a.type, "sizeBytes": a.size_bytes} for a in artifacts],
+        # The size is the record's own claim: an event never stats a file (it runs on the watcher's thread).
+        "output": {
+            "videoPath": output_path or None,
+            "subtitlePath": subtitle.path if subtitle else None,
+            "sizeBytes": video.size_bytes if video else None,
+        },
+    }
 
 
 def failure_of(job_id: str, record: JobRecord) -> dict[str, Any]:
@@ -161,11 +261,17 @@ def failure_of(job_id: str, record: JobRecord) -> dict[str, Any]:
         f"Run `aura-monitor explain {job_id}` (or GET /api/jobs/{job_id}/explain) for the evidence.",
         f"Fix the cause, then POST /api/jobs/{job_id}/retry to run it again.",
     ]
+    code = record.error_code or "unspecified"
+    message = record.error_message or "the job failed without saying why"
+    # Aura serializes JobStepError in PascalCase and its store reads `errors[0].message`: both spellings.
     return {
-        "code": record.error_code or "unspecified",
-        "message": record.error_message or "the job failed without saying why",
+        "code": code,
+        "message": message,
         "stage": record.failure_stage or record.stage,
         "remediation": remediation,
+        "Code": code,
+        "Message": message,
+        "Remediation": " ".join(remediation),
     }
 
 
