@@ -102,6 +102,16 @@ class AuraJob:
         )
         self.logs.append(log_line(at, message or f"{stage}: {self.percent}%"))
 
+    def write_progress(self, at: float, stage: str, percent: int, message: str = "") -> None:
+        """Aura's detailed-progress update: two writes, Stage/Percent/Logs first, then ProgressHistory and
+        CurrentProgress, so a reader can see the half-new record in between (AURA_FORMAT.md)."""
+        before_history, before_current = list(self.history), self.history[-1] if self.history else None
+        self.progress(at, stage, percent, message)
+        half = self.document()
+        half.update(ProgressHistory=before_history, CurrentProgress=before_current)
+        self.write(half)
+        self.write()
+
     def document(self) -> dict[str, Any]:
         current = self.history[-1] if self.history else None
         doc: dict[str, Any] = {
@@ -162,10 +172,10 @@ class AuraJob:
         doc.update(self.extra)
         return doc
 
-    def write(self) -> None:
-        """Truncate and rewrite in place, as Aura does (readers can see a half-written file)."""
+    def write(self, document: dict[str, Any] | None = None) -> None:
+        """Truncate and rewrite in place in 4 KiB writes, as Aura does (readers can see a half-written file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = aura_json(self.document())
+        data = aura_json(self.document() if document is None else document)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
