@@ -153,7 +153,7 @@ def _was_it_stuck(ctx: RuleContext, lead: str | None) -> tuple[str, float]:
             0.8,
         )
     failed_at = record.completed_at or ctx.evidence.record_mtime or ctx.now
-    at = f" at {enc.out_time_s:.1f} s of the video" if enc.out_time_s is not None else ""
+    at = f" at {enc.out_time_s:.1f} s of the video" if enc.out_time_s else ""
     quiet = ago(max(0.0, failed_at - (enc.mtime or failed_at)))
     return f"The ffmpeg log had not changed for {quiet} before the kill{at}: it really was stuck.", 0.8
 
