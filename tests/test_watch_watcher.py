@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, WatchDescriptor
 
 from aura_monitor.config import load_settings
 from aura_monitor.jobs.transitions import Transition, TransitionKind
 from aura_monitor.sidecar import Sidecar
-from aura_monitor.watch.inotify import IN_Q_OVERFLOW
 from tests.support import wait_for, write_native
 from tests.support.aura_writer import RUNNING, AuraJob
 
@@ -201,12 +201,11 @@ def test_a_stall_is_flagged_by_the_timer_thread_without_any_file_event(jobs_dir:
 
 
 def test_an_inotify_queue_overflow_triggers_an_immediate_rescan(sidecar: Sidecar, jobs_dir: Path) -> None:
-    import struct
-
     rescans = sidecar.watcher.stats.rescans
     watches = sidecar.watcher._watches
     assert watches is not None
-    # The record the kernel queues when it drops events (wd -1, IN_Q_OVERFLOW), through the reader's parser.
-    watches._dispatch(struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0))
+    # The event the kernel queues when it drops events (wd -1, IN_Q_OVERFLOW), through watchdog's reader.
+    overflow = InotifyEvent(WatchDescriptor(-1), InotifyConstants.IN_Q_OVERFLOW, 0, b"")
+    watches.inotify.handle_event(overflow)
     wait_for(lambda: sidecar.watcher.stats.rescans > rescans, timeout=5, what="rescan after the overflow")
     assert sidecar.watcher.stats.overflows == 1

@@ -1,7 +1,14 @@
-"""One inotify watch on the jobs dir and one per job dir, read on a single thread; failed watches are kept.
+"""One inotify watch on the jobs dir and one per job dir, on watchdog's inotify reader thread; failed watches are kept.
+
+watchdog is the user's choice of watcher. Its inotify layer (`watchdog.observers.inotify_c.InotifyFD`: one
+thread reading the kernel's events and calling each watch's callbacks) is used directly, without its
+observer, emitter and dispatcher threads, so that one thread goes from the kernel's events to the ingestor.
+This touches watchdog internals (`InotifyFD._lock`, `_get_or_create_watch`, `Watch.callbacks`, the callback
+protocol on_event / on_watch_deleted / on_queue_overflow), hence the pin `watchdog>=7.1,<8` in pyproject.toml;
+tests/test_watch_inotify.py fails if they move or change.
 
 The layout is flat (`<jobs>/<id>/job.json`), so nothing below a job dir is watched: a worker's frame or
-cache tree inside a job dir costs no watch (watchdog's recursive watch spent one per junk subdir and
+cache tree inside a job dir costs no watch (watchdog's recursive observer spent one per junk subdir and
 stopped adding them, silently, at `fs.inotify.max_user_watches`). A watch the kernel refuses (ENOSPC:
 the per-user watch limit; ENOMEM) is remembered by name and retried by `retry_failed()`, so a job dir
 created while the limit was reached is watched as soon as the limit is raised.
@@ -19,67 +26,101 @@ away); moves are never paired, so nothing waits for a partner event.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
-import select
-import struct
 import threading
 from collections.abc import Callable, Iterable
+from typing import Final
+
+from watchdog.observers.inotify_c import (
+    CallbackId,
+    InotifyConstants,
+    InotifyEvent,
+    InotifyFD,
+    Mask,
+    WatchCallback,
+    WatchDescriptor,
+)
 
 log = logging.getLogger(__name__)
 
 RecordSink = Callable[[str], None]
 
-IN_MODIFY = 0x2
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_FROM = 0x40
-IN_MOVED_TO = 0x80
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_UNMOUNT = 0x2000
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-IN_ONLYDIR = 0x01000000
-IN_DONT_FOLLOW = 0x02000000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-
+_C = InotifyConstants
 # Close-after-write (in-place writers such as Aura), created and moved-in (atomic writers), deleted. Not
 # IN_MODIFY: it fires on every write() of a half-written file.
-RECORD_EVENTS = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOLLOW
-ROOT_EVENTS = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
+RECORD_EVENTS: Final = Mask(
+    _C.IN_CREATE | _C.IN_MOVED_TO | _C.IN_CLOSE_WRITE | _C.IN_DELETE | _C.IN_ONLYDIR | _C.IN_DONT_FOLLOW
+)
+ROOT_EVENTS: Final = Mask(
+    _C.IN_CREATE
+    | _C.IN_MOVED_TO
+    | _C.IN_MOVED_FROM
+    | _C.IN_DELETE
+    | _C.IN_DELETE_SELF
+    | _C.IN_MOVE_SELF
+    | _C.IN_ONLYDIR
+)
+_ROOT_GONE: Final = _C.IN_DELETE_SELF | _C.IN_MOVE_SELF | _C.IN_UNMOUNT
 # Refusals that mean "out of inotify resources": worth retrying once the operator raises the limit.
 RESOURCE_ERRORS = frozenset({errno.ENOSPC, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
-
-_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then len bytes of name)
-_BUFFER = 256 * 1024
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.inotify_init1.argtypes = [ctypes.c_int]
-_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+# Our one callback on every watch of an instance (watchdog keys a watch's callbacks by an id).
+_CALLBACK: Final = CallbackId(0)
 
 
 class WatchLimitError(OSError):
     """The kernel refused an inotify instance or watch for lack of resources (see RESOURCE_ERRORS)."""
 
 
-def _add_watch(fd: int, path: str, mask: int) -> int:
-    wd = int(_libc.inotify_add_watch(fd, os.fsencode(path), mask))
-    if wd < 0:
-        code = ctypes.get_errno()
-        cls = WatchLimitError if code in RESOURCE_ERRORS else OSError
-        raise cls(code, os.strerror(code), path)
-    return wd
+def _refusal(exc: OSError, path: str) -> OSError:
+    """The error to raise for a refused watch: WatchLimitError for a lack of resources, with the path."""
+    code = exc.errno or errno.EIO
+    cls = WatchLimitError if code in RESOURCE_ERRORS else OSError
+    return cls(code, exc.strerror or os.strerror(code), path)
+
+
+class JobInotifyFD(InotifyFD):
+    """watchdog's inotify reader (a private instance, not the shared `get_instance()`), with one addition.
+
+    `watch()` (re)registers a callback on a path and raises every refusal: watchdog's `add_callback` warns
+    when a watch gets the same callback id again (the overflow re-watch does that on purpose), and its
+    `_raise_error` returns silently on EACCES, leaving a watch with wd -1 in its table.
+    """
+
+    def __init__(self) -> None:
+        try:
+            super().__init__()
+        except OSError as exc:  # EMFILE: fs.inotify.max_user_instances reached
+            raise _refusal(exc, "inotify_init") from None
+        # watchdog calls inotify_init(), not inotify_init1(IN_CLOEXEC): keep the fd out of child processes.
+        os.set_inheritable(self._inotify_fd, False)
+        self.name = "aura-inotify"
+
+    def watch(self, path: str, mask: Mask, callback: WatchCallback) -> WatchDescriptor:
+        """Watch `path` for `callback`; the kernel answers the same descriptor for a dir already watched."""
+        with self._lock:
+            try:
+                watch = self._get_or_create_watch(os.fsencode(path), mask)
+            except OSError as exc:
+                raise _refusal(exc, path) from None
+            if watch.wd == -1:  # EACCES, let through by watchdog's _raise_error
+                del self._watch_for_wd[watch.wd]
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+            watch.callbacks[_CALLBACK] = callback
+            return watch.wd
+
+    def unwatch(self, wd: WatchDescriptor) -> None:
+        """Stop hearing a watch (a dir moved away keeps its inode, and its watch would follow it)."""
+        with contextlib.suppress(OSError):  # already gone: the kernel dropped it
+            self.remove_callbacks([(wd, _CALLBACK)])
 
 
 class JobDirWatches:
-    """The inotify watches of one jobs dir: the dir itself, and each job dir directly inside it."""
+    """The inotify watches of one jobs dir: the dir itself, and each job dir directly inside it.
+
+    Implements watchdog's WatchCallback protocol; its methods run on the reader thread.
+    """
 
     def __init__(
         self,
@@ -102,27 +143,20 @@ class JobDirWatches:
         self._by_name: dict[str, int] = {}
         self._failed: set[str] = set()  # names whose watch the kernel refused for lack of resources
         self._root_failed = False
-        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        fd = int(_libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
-        if fd < 0:
-            code = ctypes.get_errno()
-            os.close(self._stop_r)
-            os.close(self._stop_w)
-            cls = WatchLimitError if code in RESOURCE_ERRORS else OSError
-            raise cls(code, f"inotify_init1: {os.strerror(code)}")
-        self._fd = fd
+        self._closing = False
+        self.inotify = JobInotifyFD()
+        # Started before the first watch: stopping a running reader is what closes watchdog's descriptors.
+        self.inotify.start()
         try:
             self._watch_root()
-        except OSError:  # not a resource refusal (permissions): nothing to watch, give the descriptors back
-            for spare in (fd, self._stop_r, self._stop_w):
-                os.close(spare)
+        except OSError:  # not a resource refusal (permissions): nothing to watch
+            self.close()
             raise
-        self._thread = threading.Thread(target=self._read_loop, name="aura-inotify", daemon=True)
 
     # -- state -------------------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self.inotify.is_alive()
 
     @property
     def watch_count(self) -> int:
@@ -136,22 +170,16 @@ class JobDirWatches:
             return ([self.root] if self._root_failed else []) + [os.path.join(self.root, n) for n in names]
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._stop_w, b"x")
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2)
-        for fd in (self._fd, self._stop_r, self._stop_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._closing = True  # watchdog reports each watch it removes on close as deleted: not a lost root
+        self.inotify.stop()
+        if self.inotify.is_alive() and threading.current_thread() is not self.inotify:
+            self.inotify.join(timeout=2)
 
     # -- watches -----------------------------------------------------------------------------------
     def _watch_root(self) -> None:
         try:
-            wd = _add_watch(self._fd, self.real_root, ROOT_EVENTS)
+            wd = self.inotify.watch(self.real_root, ROOT_EVENTS, self)
         except WatchLimitError:
             self._root_failed = True
             return
@@ -162,7 +190,7 @@ class JobDirWatches:
     def _watch(self, name: str) -> bool:
         """Watch one job dir; False when it could not be (gone, not a dir, or refused: then remembered)."""
         try:
-            wd = _add_watch(self._fd, os.path.join(self.real_root, name), RECORD_EVENTS)
+            wd = self.inotify.watch(os.path.join(self.real_root, name), RECORD_EVENTS, self)
         except WatchLimitError:
             with self._lock:
                 self._failed.add(name)
@@ -187,7 +215,7 @@ class JobDirWatches:
             if wd is not None:
                 self._by_wd.pop(wd, None)
         if remove and wd is not None:
-            _libc.inotify_rm_watch(self._fd, wd)  # a dir moved away keeps its inode: stop hearing it
+            self.inotify.unwatch(WatchDescriptor(wd))
 
     def ensure(self, names: Iterable[str], *, refresh: bool = False) -> None:
         """Watch every job dir named (the rescan's listing) that is not watched yet; forget vanished failures.
@@ -196,12 +224,16 @@ class JobDirWatches:
         name is watched again: the kernel answers the same descriptor for a dir it already watches.
         """
         wanted = set(names)
+        stale: list[int] = []
         with self._lock:
             missing = set(wanted) if refresh else wanted.difference(self._by_name)
             self._failed &= wanted
             if refresh:
                 for name in set(self._by_name).difference(wanted):
-                    self._by_wd.pop(self._by_name.pop(name), None)
+                    stale.append(self._by_name.pop(name))
+                    self._by_wd.pop(stale[-1], None)
+        for wd in stale:  # their IN_IGNORED may be among the lost events: drop them from watchdog's table too
+            self.inotify.unwatch(WatchDescriptor(wd))
         for name in sorted(missing):
             self._watch(name)
 
@@ -218,60 +250,46 @@ class JobDirWatches:
             elif name in self._failed:
                 break  # still refused: the rest would be too; try again next time
 
-    # -- events ------------------------------------------------------------------------------------
-    def _read_loop(self) -> None:
-        poller = select.poll()
-        poller.register(self._fd, select.POLLIN)
-        poller.register(self._stop_r, select.POLLIN)
-        while True:
-            ready = {fd for fd, _ in poller.poll()}
-            if self._stop_r in ready:
-                return
-            try:
-                buffer = os.read(self._fd, _BUFFER)
-            except BlockingIOError:
-                continue
-            except OSError:
-                log.exception("reading inotify events of %s failed; the rescan still runs", self.root)
-                return
-            self._dispatch(buffer)
+    # -- watchdog's WatchCallback (reader thread; an exception escaping would end the reader) --------
+    def on_event(self, event: InotifyEvent) -> None:
+        try:
+            self._event(event.wd, event.mask, event.name)
+        except Exception:
+            log.exception("error handling an inotify event in %s; the rescan still runs", self.root)
 
-    def _dispatch(self, buffer: bytes) -> None:
-        offset, size = 0, len(buffer)
-        while offset < size:
-            wd, mask, _cookie, length = _HEADER.unpack_from(buffer, offset)
-            start = offset + _HEADER.size
-            name = buffer[start : start + length].rstrip(b"\0")
-            offset = start + length
-            try:
-                self._event(wd, mask, name)
-            except Exception:  # escaping, it would end the only reader thread
-                log.exception("error handling an inotify event in %s", self.root)
+    def on_watch_deleted(self, wd: WatchDescriptor) -> None:
+        """The kernel dropped a watch (IN_IGNORED: its dir was deleted), or close() removed it."""
+        if self._closing:
+            return
+        with self._lock:
+            owner = self._by_wd.pop(wd, None)
+            if owner and self._by_name.get(owner) == wd:
+                del self._by_name[owner]
+        if owner == "":
+            self._on_root_lost()
+
+    def on_queue_overflow(self) -> None:
+        try:
+            self._on_overflow()
+        except Exception:
+            log.exception("error handling an inotify queue overflow in %s", self.root)
 
     def _event(self, wd: int, mask: int, name: bytes) -> None:
-        if mask & IN_Q_OVERFLOW:
-            self._on_overflow()
-            return
         owner = self._by_wd.get(wd)  # a dict read is atomic; the lock guards the two maps' consistency
         if owner is None:
             return
         if owner:  # inside a job dir
-            if mask & IN_IGNORED:
-                with self._lock:
-                    if self._by_name.get(owner) == wd:
-                        del self._by_name[owner]
-                    self._by_wd.pop(wd, None)
-            elif name == self._record_name:
+            if name == self._record_name:
                 self._sink(os.path.join(self.root, owner, self._record_str))
             return
-        if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED | IN_UNMOUNT):
+        if mask & _ROOT_GONE:
             self._on_root_lost()
             return
-        if not mask & IN_ISDIR or not name:
+        if not mask & _C.IN_ISDIR or not name:
             return  # a file directly in the jobs dir is no job
         job = os.fsdecode(name)
-        if mask & (IN_CREATE | IN_MOVED_TO):
+        if mask & (_C.IN_CREATE | _C.IN_MOVED_TO):
             self._watch(job)  # before the read below, so no write between the two goes unheard
-        elif mask & (IN_DELETE | IN_MOVED_FROM):
-            self._unwatch(job, remove=bool(mask & IN_MOVED_FROM))
+        elif mask & (_C.IN_DELETE | _C.IN_MOVED_FROM):
+            self._unwatch(job, remove=bool(mask & _C.IN_MOVED_FROM))
         self._sink(os.path.join(self.root, job, self._record_str))

@@ -1,4 +1,4 @@
-"""Watches the jobs dir (inotify, or polling) and names changed job files to the ingestor."""
+"""Watches the jobs dir (inotify, or watchdog's polling observer) and names changed job files to the ingestor."""
 
 from __future__ import annotations
 
@@ -6,15 +6,30 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple, cast
+
+from watchdog.events import (
+    DirDeletedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.polling import PollingObserverVFS
 
 from ..records.layout import RECORD_NAME
 from .ingest import Ingestor
 from .inotify import JobDirWatches, WatchLimitError
 
 log = logging.getLogger(__name__)
+
+_Sink = Callable[[str], None]
+_Callback = Callable[[], None]
 
 # How often the supervisor checks that the jobs dir (or the link naming it) still resolves to the dir it
 # watches, and retries refused watches; both are a few syscalls.
@@ -56,9 +71,11 @@ class Watcher:
         self.root = root
         self.ingestor = ingestor
         self.backend = backend
-        self.rescan_interval = rescan_interval if backend == "inotify" else poll_interval
+        self.rescan_interval = rescan_interval
+        self.poll_interval = poll_interval
         self.stats = WatcherStats()
         self._watches: JobDirWatches | None = None
+        self._poller: PollingObserverVFS | None = None
         self._watch_error: str | None = None
         self._watch_advice = INSTANCE_ADVICE
         self._root_id: tuple[int, int] | None = None
@@ -90,7 +107,7 @@ class Watcher:
         if self._thread is None or not self._thread.is_alive():
             return False
         if self.backend == "polling":
-            return True
+            return self._root_id is None or (self._poller is not None and self._poller.is_alive())
         watches = self._watches
         return (watches is not None and watches.alive) or self._watch_error is not None
 
@@ -101,7 +118,7 @@ class Watcher:
     def unwatched(self) -> list[str]:
         """Dirs that get no inotify events (only the rescan sees them), the jobs dir first."""
         if self.backend == "polling" or self._root_id is None:
-            return []
+            return []  # the poller lists every dir it needs, no kernel resource per dir
         if self._watch_error is not None:
             return [self._root_str]
         watches = self._watches
@@ -188,7 +205,7 @@ class Watcher:
                     log.warning("jobs dir %s was replaced; rescanning", self.root)
             self._stop_watches()
             self._root_id, self._real_root = root_id, real_root
-        if root_id is not None and self.backend == "inotify" and not self._watching:
+        if root_id is not None and not self._watching:
             # A rescan follows new watches (what changed before they existed); a refused instance is retried
             # each tick without one, so the rescan keeps the pace it announces.
             changed = self._start_watches() or changed
@@ -196,6 +213,8 @@ class Watcher:
 
     @property
     def _watching(self) -> bool:
+        if self.backend == "polling":
+            return self._poller is not None and self._poller.is_alive()
         watches = self._watches
         return watches is not None and watches.alive
 
@@ -203,6 +222,8 @@ class Watcher:
         assert self._real_root is not None
         if self._watches_started and self._watch_error is None:  # not each retry of a refused inotify instance
             self.stats.observer_restarts += 1
+        if self.backend == "polling":
+            return self._start_polling()
         self._stop_watches()
         self._watches_started = True
         try:
@@ -218,15 +239,31 @@ class Watcher:
             self._watch_advice = "check that the sidecar's user may read the jobs dir, or run with --watch polling"
             return False
         self._watch_error = None
-        watches.start()
         self._watches = watches
+        return True
+
+    def _start_polling(self) -> bool:
+        """watchdog's polling observer on the jobs dir, two levels deep (see _PolledRecords)."""
+        self._stop_watches()
+        self._watches_started = True
+        records = _PolledRecords(self._root_str, self._record_event, self._lose_root)
+        poller = PollingObserverVFS(os.stat, records.listdir, polling_interval=self.poll_interval)
+        poller.name = "aura-poller"
+        poller.schedule(records, self._root_str, recursive=True, event_filter=list(_POLLED_EVENTS))
+        poller.start()
+        self._poller = poller
         return True
 
     def _stop_watches(self) -> None:
         watches, self._watches = self._watches, None
+        poller, self._poller = self._poller, None
         self._watch_error = None
         if watches is not None:
             watches.close()
+        if poller is not None:
+            poller.stop()
+            if threading.current_thread() is not poller:
+                poller.join(timeout=5)
 
     def _lose_root(self) -> None:
         self._root_lost = True
@@ -282,10 +319,50 @@ class Watcher:
         return len(seen)
 
     def _record_event(self, path: str) -> None:
-        """A job record was written, moved in or deleted, or a job dir came or went (inotify reader thread)."""
+        """A job record was written, moved in or deleted, or a job dir came or went (reader or poller thread)."""
         self.stats.events += 1
         try:
             self.ingestor.touch(path)
         except Exception:  # escaping, it would end the reader thread
             self.stats.handler_errors += 1
             log.exception("error handling an event for %s", path)
+
+
+# What a poll reports that matters: the record's own changes, and the jobs dir gone (the poller then stops).
+_POLLED_EVENTS = (FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, DirDeletedEvent)
+
+
+class _Named(NamedTuple):
+    """The one field of an os.DirEntry that watchdog's DirectorySnapshot.walk reads."""
+
+    name: str
+
+
+class _PolledRecords(FileSystemEventHandler):
+    """The listing and the handler for watchdog's polling observer on a jobs dir.
+
+    The snapshot walks the jobs dir and, in each job dir (not a link to one), the record alone: a job dir's
+    frame or cache tree is never listed, so a poll costs a listing of the jobs dir and two stats per job.
+    Events reach the ingestor from the observer's dispatcher thread, the single hand-off after the poll.
+    """
+
+    def __init__(self, root: str, sink: _Sink, on_root_lost: _Callback) -> None:
+        self._root = root
+        self._sink = sink
+        self._on_root_lost = on_root_lost
+        self._record = [_Named(RECORD_NAME)]
+
+    def listdir(self, path: str | None) -> Iterator[os.DirEntry[str]]:
+        if path != self._root:
+            return cast("Iterator[os.DirEntry[str]]", iter(self._record))  # the snapshot stats it, if it exists
+        with os.scandir(path) as entries:
+            return iter([entry for entry in entries if entry.is_dir(follow_symlinks=False)])
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, DirDeletedEvent):
+            if event.src_path == self._root:
+                self._on_root_lost()
+            return
+        for path in (event.src_path, event.dest_path):
+            if path and os.path.basename(path) == RECORD_NAME:
+                self._sink(os.fsdecode(path))
