@@ -38,13 +38,15 @@ def write_ffmpeg_log(root: Path, job_id: str, stderr: bytes, exit_code: int | No
     return log
 
 
-def stall_kill(root: Path, job_id: str, quiet_s: float, **extra: object) -> None:
+def stall_kill(
+    root: Path, job_id: str, quiet_s: float, stage: str = "Rendering", percent: int = 95, **extra: object
+) -> None:
     """FailJobAsStalled as it lands on disk: Failed + E305, then the cancelled pipeline's echo applied on top."""
     aura(
         root,
         job_id,
-        stage="Rendering",
-        percent=95,
+        stage=stage,
+        percent=percent,
         quiet_s=quiet_s,
         status=FAILED,
         CanceledUtc=net_time(time.time() - quiet_s),
@@ -101,6 +103,19 @@ def test_a_stall_killed_job_whose_video_finished_says_deliver_it_first(root: Pat
     assert "ended normally: it was not stuck" in body["summary"]
     assert "FFmpeg Render Log" not in body["summary"] and "Job ID" not in body["summary"]
     assert str(media["valid"]) in body["findings"][0]["remediation"][0]
+
+
+def test_a_mixed_record_of_a_video_finished_after_the_kill_says_deliver_it_before_the_contradiction(
+    root: Path, media: dict[str, Path]
+) -> None:
+    # The pipeline's final Done update was refused (Failed -> Done is illegal) but its other fields applied.
+    stall_kill(root, "aura-mixed-kill", quiet_s=30, stage="Complete", percent=100, OutputPath=str(media["valid"]))
+    write_ffmpeg_log(root, "aura-mixed-kill", media["valid_log"].read_bytes(), 0, 60)
+    body = explain(root, "aura-mixed-kill")
+    assert verdict(body) == "stall_killed", body["findings"]
+    assert body["summary"].startswith(f"The video is complete at {media['valid']}")
+    assert body["findings"][0]["severity"] == "critical"
+    assert "status_inconsistent" in [f["code"] for f in body["findings"]]
 
 
 def test_a_failure_summary_quotes_ffmpegs_error_line_never_auras_log_header(

@@ -85,6 +85,11 @@ def deliverable(ctx: RuleContext) -> str | None:
     return f"The video is complete at {out.path} ({length}verified with ffprobe); deliver it."
 
 
+def _urgency(lead: str | None, severity: Severity, confidence: float) -> tuple[Severity, float]:
+    """A finished video the user believes lost outranks what else is wrong with the record (a mixed record)."""
+    return (Severity.CRITICAL, max(confidence, 0.95)) if lead else (severity, confidence)
+
+
 def _first(lead: str | None, rest: str) -> str:
     return f"{lead} {rest}" if lead else rest
 
@@ -177,8 +182,7 @@ def _stall_killed(ctx: RuleContext, lead: str | None) -> Finding:
     )
     return Finding(
         Verdict.STALL_KILLED,
-        Severity.WARNING,
-        confidence,
+        *_urgency(lead, Severity.WARNING, confidence),
         _first(
             lead,
             f"Aura's own stall monitor killed this job ({record.error_code or 'stalled'}: {reason}) in stage "
@@ -207,8 +211,7 @@ def rule_failed(ctx: RuleContext) -> Finding | None:
         actions.insert(0, f"Hand the finished video to the user: {ctx.evidence.output.path}")  # type: ignore[union-attr]
     return Finding(
         Verdict.FAILED,
-        Severity.WARNING,
-        0.9,
+        *_urgency(lead, Severity.WARNING, 0.9),
         _first(
             lead,
             f"Failed in stage {record.failure_stage or record.stage or '?'}"
