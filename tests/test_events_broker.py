@@ -148,8 +148,10 @@ def test_a_stall_and_its_refined_verdict_are_job_stalled_events_and_progress_rec
     world.tracker.set_verdict("job", "upstream_errors", "HTTP 429 from the TTS provider", clock.now())
     world.write(percent=31)
     replay = world.open(loop, "job", start.first_id)
-    assert world.names(replay) == ["job-stalled", "job-stalled", "step-progress", "job-recovered"]
-    first, refined = replay.replay[0].data, replay.replay[1].data
+    # The warning is Aura's spelling of the stall, for its clients (docs/aura.md).
+    assert world.names(replay) == ["job-stalled", "warning", "job-stalled", "step-progress", "job-recovered"]
+    first, refined = replay.replay[0].data, replay.replay[2].data
+    assert replay.replay[1].data["stallDurationSeconds"] >= 46 and replay.replay[1].data["step"] == "TTS"
     assert (first["verdict"], first["refined"]) == ("no_progress", False)
     assert first["thresholdSeconds"] == 45 and first["secondsSinceProgress"] >= 46
     assert (refined["verdict"], refined["previousVerdict"], refined["refined"]) == (
@@ -157,7 +159,7 @@ def test_a_stall_and_its_refined_verdict_are_job_stalled_events_and_progress_rec
         "no_progress",
         True,
     )
-    assert replay.replay[3].data["previousVerdict"] == "upstream_errors"
+    assert replay.replay[4].data["previousVerdict"] == "upstream_errors"
 
 
 def test_inconsistent_and_removed_records_become_warnings(clock: FakeClock, loop: asyncio.AbstractEventLoop) -> None:

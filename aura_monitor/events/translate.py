@@ -85,6 +85,8 @@ def _translate(t: Transition, lookup: Lookup, regular: list[Spec], terminal: lis
     spec = _regular(t, state, record)
     if spec is not None:
         regular.append(spec)
+    if t.kind is TransitionKind.STALLED:
+        regular.append((EventName.WARNING, t.job_id, _stall_warning(t, state, record)))
     if _ends_job(t):
         terminal.append(terminal_event(state, record, t.at))
 
@@ -202,6 +204,20 @@ def _number(text: str | None, default: float | None) -> float | None:
         return default
 
 
+def _stall_warning(t: Transition, state: JobState, record: JobRecord) -> dict[str, Any]:
+    """Aura's stall `warning` (its hooks read `stallDurationSeconds`, `percent` and `step`), next to our
+    job-stalled: same moment, so an Aura client learns of the stall the way it expects to."""
+    data = _warning(t, record, "job_stalled", "warning")
+    data.update(
+        message=f"No progress for {state.seconds_since_progress(t.at) or 0:.0f}s at {record.percent:g}% "
+        f"({record.stage}): {t.reason}",
+        stallDurationSeconds=state.seconds_since_progress(t.at),
+        thresholdSeconds=state.threshold,
+        verdict=t.new,
+    )
+    return data
+
+
 def _warning(t: Transition, record: JobRecord | None, code: str, severity: str) -> dict[str, Any]:
     data = _core(t, record)
     data.update(code=code, severity=severity, message=t.reason, step=record.stage if record else None)
@@ -245,7 +261,10 @@ def _completed(record: JobRecord) -> dict[str, Any]:
     output_path = record.output_path or (video.path if video else "")
     return {
         "outputPath": output_path,
-        "artifacts": [{"name": a.name, "path": a.path, "type": a.type, "sizeBytes": a.size_bytes} for a in artifacts],
+        "artifacts": [
+            {"name": a.name, "path": a.path, "filePath": a.path, "type": a.type, "sizeBytes": a.size_bytes}
+            for a in artifacts
+        ],
         # The size is the record's own claim: an event never stats a file (it runs on the watcher's thread).
         "output": {
             "videoPath": output_path or None,
