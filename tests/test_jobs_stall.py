@@ -3,11 +3,14 @@ handling on its real thread."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
 from aura_monitor.jobs.model import JobRecord, JobStatus, RecordFormat
 from aura_monitor.jobs.stall import DeadlineHeap, ThresholdKind, Thresholds, is_stalled
 from aura_monitor.jobs.tracker import Tracker
+from aura_monitor.jobs.transitions import TransitionKind
 from aura_monitor.watch.timer import StallTimer
 from tests.support import wait_for
 
@@ -109,3 +112,27 @@ def test_after_a_pause_the_timer_lets_the_ingest_catch_up_before_it_judges() -> 
         assert state is not None and not state.stalled and state.record is not None and state.record.percent == 20.0
     finally:
         timer.stop()
+
+
+def test_the_tracker_flags_a_paused_job_that_stops_changing(clock: FakeClock) -> None:
+    tracker = Tracker(Thresholds())
+    running = JobRecord(
+        id="job",
+        format=RecordFormat.AURA,
+        status=RUNNING,
+        stage="Images",
+        percent=60.0,
+        raw_status="Running (1)",
+        last_progress_at=clock.now(),
+    )
+    tracker.apply("/jobs/job/job.json", running, clock.now())
+    clock.advance(10)
+    paused = replace(running, status=JobStatus.PAUSED, raw_status="Paused (2)")
+    tracker.apply("/jobs/job/job.json", paused, clock.now())  # the status flip is a change: the clock restarts
+    clock.advance(44.9)
+    assert tracker.tick(clock.now()) == []
+    clock.advance(0.2)
+    assert [t.kind for t in tracker.tick(clock.now())] == [TransitionKind.STALLED]
+    state = tracker.get("job")
+    assert state is not None and state.stalled and state.record is not None
+    assert state.record.status is JobStatus.PAUSED
