@@ -256,3 +256,18 @@ def test_an_old_build_cancel_is_labelled_canceled_old_numbering(tmp_path: Path) 
     assert record.status is JobStatus.CANCELLED
     assert record.raw_status == "Canceled (old numbering) (5)"
     assert parse(aura_doc(tmp_path, Status=SKIPPED)).raw_status == "Skipped (5)"
+
+
+def test_an_old_build_stall_kill_is_failed_in_the_old_numbering(tmp_path: Path) -> None:
+    record = parse(
+        aura_doc(
+            tmp_path,
+            Status=3,  # Failed before Nov 2025 (Done today)
+            CanceledUtc=net_time(T0 + 400),
+            ErrorMessage="Job was cancelled by user",
+            FailureDetails={"ErrorCode": "E305-JOB_STALLED", "Message": "Job stalled: no progress for 90 seconds"},
+        )
+    )
+    assert record.status is JobStatus.FAILED
+    assert record.raw_status.startswith("Failed (old numbering) (3), stall kill")
+    assert not any("contradicts" in note for note in record.inconsistencies)
