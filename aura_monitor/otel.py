@@ -113,14 +113,22 @@ def _otlp_exporter() -> SpanExporter:
     variable = variable or OTEL_EXPORTER_OTLP_PROTOCOL
     protocol = os.environ.get(variable, "").strip().lower() or DEFAULT_PROTOCOL
     # The exporters read their endpoint, headers, timeout, compression and TLS files from OTEL_* themselves.
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    try:
+        if protocol == "http/protobuf":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-        return HttpExporter()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+            return HttpExporter()
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter()
+            return GrpcExporter()
+    except Exception as exc:  # the exporter's own parsing: a timeout that is no number, an unknown compression
+        # Names only: header values may hold credentials.
+        named = ", ".join(sorted(name for name in os.environ if name.startswith("OTEL_EXPORTER_OTLP_")))
+        raise ConfigError(
+            f"the OTLP {protocol} trace exporter refused its settings ({exc}); check {named} "
+            "against https://opentelemetry.io/docs/specs/otel/protocol/exporter/"
+        ) from exc
     raise ConfigError(
         f"{variable}={protocol!r} is not supported (the Python OTLP exporters speak {' or '.join(PROTOCOLS)}); "
         "set it to one of those, or unset it for http/protobuf"

@@ -141,3 +141,15 @@ def test_an_exporter_that_is_not_installed_is_a_config_error_listing_the_install
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
     with pytest.raises(ConfigError, match=r"'zipkin' is not an installed span exporter; .*otlp_proto_grpc"):
         tracer_provider_from_env()
+
+
+def test_an_exporter_setting_the_exporter_cannot_parse_is_a_config_error_naming_the_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "ten")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20secret")
+    with pytest.raises(ConfigError, match=r"grpc trace exporter refused .*'ten'.*OTEL_EXPORTER_OTLP_TIMEOUT") as raised:
+        setup_tracing("aura-monitor")
+    assert "secret" not in str(raised.value)
