@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, WatchDescriptor
+from watchdog.observers.polling import PollingObserverVFS
 
 from aura_monitor.config import load_settings
 from aura_monitor.jobs.transitions import Transition, TransitionKind
@@ -160,6 +161,26 @@ def test_the_polling_backend_sees_changes_without_inotify(jobs_dir: Path) -> Non
         shutil.rmtree(jobs_dir / "polled")
         wait_for(lambda: sc.tracker.get("polled") is None, what="polled removal")
         assert sc.ready
+    finally:
+        sc.stop()
+
+
+def test_the_polling_backend_is_watchdogs_observer_and_follows_a_recreated_jobs_dir(jobs_dir: Path) -> None:
+    sc = make_sidecar(jobs_dir, watch="polling", poll_interval=0.05, rescan_interval=60)
+    sc.start()
+    try:
+        wait_for(lambda: sc.ready, what="polling watcher ready")
+        assert isinstance(sc.watcher._poller, PollingObserverVFS)
+        write_native(jobs_dir, "before", percent=1.0)
+        wait_for(lambda: percent_of(sc, "before") == 1.0, what="a job seen by the poller (no rescan for 60 s)")
+        shutil.rmtree(jobs_dir)
+        wait_for(lambda: sc.tracker.get("before") is None, what="the job of the removed jobs dir dropped")
+        jobs_dir.mkdir()
+        write_native(jobs_dir, "after", percent=2.0)
+        wait_for(lambda: percent_of(sc, "after") == 2.0, timeout=10, what="a job in the recreated jobs dir")
+        write_native(jobs_dir, "after", percent=3.0, revision=2)
+        wait_for(lambda: percent_of(sc, "after") == 3.0, what="an update polled in the recreated jobs dir")
+        assert sc.ready and sc.watcher.stats.observer_restarts >= 1
     finally:
         sc.stop()
 
