@@ -122,6 +122,10 @@ def _otlp_exporter() -> SpanExporter:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
             return GrpcExporter()
+    except ImportError as exc:  # a trimmed install: say which package the protocol needs
+        raise ConfigError(
+            f"{variable}={protocol!r} needs the {exc.name} module: pip install opentelemetry-exporter-otlp"
+        ) from exc
     except Exception as exc:  # the exporter's own parsing: a timeout that is no number, an unknown compression
         # Names only: header values may hold credentials.
         named = ", ".join(sorted(name for name in os.environ if name.startswith("OTEL_EXPORTER_OTLP_")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -153,3 +154,14 @@ def test_an_exporter_setting_the_exporter_cannot_parse_is_a_config_error_naming_
     with pytest.raises(ConfigError, match=r"grpc trace exporter refused .*'ten'.*OTEL_EXPORTER_OTLP_TIMEOUT") as raised:
         setup_tracing("aura-monitor")
     assert "secret" not in str(raised.value)
+
+
+def test_the_grpc_protocol_without_its_exporter_installed_says_which_package_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # None in sys.modules makes the import fail as on an install without the package (the venv has it).
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    with pytest.raises(ConfigError, match=r"OTEL_EXPORTER_OTLP_PROTOCOL='grpc' needs .*pip install"):
+        setup_tracing("aura-monitor")
