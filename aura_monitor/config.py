@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -34,8 +35,29 @@ def default_jobs_dir() -> Path:
     return aura_data_root() / "jobs"
 
 
+CONFIG_FORMATS = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
+
+
+def _parse_config(path: Path, text: str) -> Any:
+    """The file's data, chosen by its extension; an unknown extension is refused rather than guessed."""
+    kind = CONFIG_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(
+            f"config file {path} has an unsupported extension {path.suffix or '(none)'!r}: "
+            "name it .toml, .json, .yaml or .yml"
+        )
+    try:
+        if kind == "TOML":
+            return tomllib.loads(text)
+        if kind == "JSON":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid {kind}: {' '.join(str(exc).split())}") from None
+
+
 class _ConfigFileSource(PydanticBaseSettingsSource):
-    """Values from the TOML or JSON file named by --config or AURA_MONITOR_CONFIG (lowest precedence)."""
+    """Values from the TOML, JSON or YAML file named by --config or AURA_MONITOR_CONFIG (lowest precedence)."""
 
     def __init__(self, settings_cls: type[BaseSettings], init_kwargs: dict[str, Any]) -> None:
         super().__init__(settings_cls)
@@ -52,13 +74,14 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        try:
-            data: Any = tomllib.loads(text) if path.suffix != ".json" else json.loads(text)
-        except (tomllib.TOMLDecodeError, ValueError) as exc:
-            raise ConfigError(f"config file {path} is not valid {path.suffix or 'TOML'}: {exc}") from None
+        data = _parse_config(path, text)
+        if data is None:  # an empty YAML file: no settings
+            return {}
         if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a table of settings")
+            raise ConfigError(f"config file {path} must hold a table (mapping) of settings")
         section = data.get("aura-monitor", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {path}: the aura-monitor section must be a table (mapping) of settings")
         return {key.replace("-", "_"): value for key, value in section.items()}
 
 
@@ -67,7 +90,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
-    config: Path | None = Field(None, description="TOML or JSON config file")
+    config: Path | None = Field(None, description="config file: .toml, .json, .yaml or .yml")
     jobs_dir: Path = Field(default_factory=default_jobs_dir, description="directory of <job id>/job.json")
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(9465, ge=0, le=65535, description="port to bind (0 picks a free one)")

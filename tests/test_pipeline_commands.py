@@ -48,7 +48,7 @@ def test_enqueue_takes_the_id_it_is_given_and_refuses_it_twice(
     assert main(["enqueue", "--jobs-dir", str(jobs_dir), "--id", "my-job"]) == 0
     assert capsys.readouterr().out.strip() == "my-job"
 
-    assert main(["enqueue", "--jobs-dir", str(jobs_dir), "--id", "my-job"]) == 2
+    assert main(["enqueue", "--jobs-dir", str(jobs_dir), "--id", "my-job"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "already exists" in err
 
@@ -73,18 +73,18 @@ def test_enqueue_rejects_bad_input_with_one_line(
 def test_render_refuses_an_unknown_a_finished_or_a_claimed_job(
     jobs_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["render", "nope", "--jobs-dir", str(jobs_dir)]) == 2
+    assert main(["render", "nope", "--jobs-dir", str(jobs_dir)]) == 1
     assert "no job nope" in capsys.readouterr().err
 
     JobReporter.create(jobs_dir, "done", clock=SystemClock()).complete()
-    assert main(["render", "done", "--jobs-dir", str(jobs_dir)]) == 2
+    assert main(["render", "done", "--jobs-dir", str(jobs_dir)]) == 1
     assert "only a queued job can be rendered" in capsys.readouterr().err
 
     JobReporter.create(jobs_dir, "taken", clock=SystemClock())
     assert claim_job(JobWorkspace.of(jobs_dir, "taken"), owner_pid=1, clock=SystemClock()) is not None
-    assert main(["render", "taken", "--jobs-dir", str(jobs_dir)]) == 2
+    assert main(["render", "taken", "--jobs-dir", str(jobs_dir)]) == 1
     assert "claimed by another worker" in capsys.readouterr().err
-    assert main(["render", "taken", "--jobs-dir", str(jobs_dir), "--claim", "forged"]) == 2
+    assert main(["render", "taken", "--jobs-dir", str(jobs_dir), "--claim", "forged"]) == 1
     assert "not claimed with the given token" in capsys.readouterr().err
 
 

@@ -1,4 +1,4 @@
-"""A readable explain report for terminals (rich)."""
+"""A readable explain report: rich panels on a terminal, plain full-length lines off one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from .terminal import inert_data
 _COLOURS = {"critical": "bold red", "warning": "yellow", "info": "green"}
 
 
-def render(body: dict[str, Any], console: Console) -> None:
+# On a terminal the report shows the last lines of the log tail; `-o wide` shows all that the body holds.
+LOG_LINES = 10
+
+
+def render(body: dict[str, Any], console: Console, *, wide: bool = False) -> None:
     # Record text (messages, log lines, paths) is made inert once here; below, only Text objects (which
     # never parse markup) carry it.
     body = inert_data(body)
@@ -50,5 +54,33 @@ def render(body: dict[str, Any], console: Console) -> None:
         )
     if body["logTail"]:
         console.print(Text("Log tail:", style="bold"))
-        for line in body["logTail"][-10:]:
+        for line in body["logTail"] if wide else body["logTail"][-LOG_LINES:]:
             console.print(Text(f"  {line['text']}", style="dim"), soft_wrap=True)
+
+
+def _state(body: dict[str, Any]) -> str:
+    if not body["status"]:
+        return "record unreadable"
+    state = f"{body['status']} · {body['stage']} · {body['percent']}%"
+    if body["stalled"]:
+        state += f" · STALLED {body['secondsSinceProgress']:.0f}s / {body['thresholdSeconds']:g}s"
+    return state
+
+
+def plain(body: dict[str, Any], *, wide: bool = False) -> str:
+    """The report as plain lines for a pipe or a ticket: nothing cut, no colour, no box drawing."""
+    body = inert_data(body)
+    lines = [f"{body['jobId']}: {body['verdict']} ({_state(body)})", body["summary"]]
+    for finding in body["findings"]:
+        lines.append("")
+        lines.append(f"{finding['code']} ({finding['severity']}, confidence {finding['confidence']:.0%}): ")
+        lines[-1] += finding["summary"]
+        lines += [f"  {item['source']}: {item['fact']}" for item in finding["evidence"]]
+        lines += [f"  -> {step}" for step in finding["remediation"]]
+    if body["notSeen"]:
+        lines += ["", "Not seen: " + "; ".join(f"{g['source']}: {g['fact']}" for g in body["notSeen"])]
+    if body["logTail"]:
+        lines += ["", "Log tail:"]
+        tail = body["logTail"] if wide else body["logTail"][-LOG_LINES:]
+        lines += [f"  {line['text']}" for line in tail]
+    return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -30,6 +31,9 @@ from ..pipeline.worker import Worker, WorkerSettings
 from ..pipeline.workspace import JobWorkspace
 from ..records import read_record
 from ..reporter import CancelWatch, tracer_provider_from_env
+from .exits import DAEMON_STOP, epilog
+
+_RAW = argparse.RawDescriptionHelpFormatter  # keeps the exit-code table's lines
 
 
 def register(subparsers: Any) -> None:
@@ -59,6 +63,8 @@ def _enqueue_parser(subparsers: Any) -> argparse.ArgumentParser:
         "enqueue",
         help="Queue a render job for the reference pipeline and print its id.",
         description=f"Queue a render job for the reference pipeline and print its id. Faults: {faults}.",
+        epilog=epilog(("0    queued; the id is printed", "1    a job with that id already exists")),
+        formatter_class=_RAW,
     )
     _jobs_dir_flag(parser)
     parser.add_argument("--duration", type=float, default=4.0, help="video length in seconds (default 4)")
@@ -100,6 +106,15 @@ def _render_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="Render one queued job in this process (what a worker runs per job).",
         description="Render one queued job in this process. Exit 0 when it completed or was cancelled, 1 when it "
         "failed. Tracing follows OTEL_SERVICE_NAME, OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_ENDPOINT.",
+        epilog=epilog(
+            (
+                "0    the job completed or was cancelled",
+                "1    the job failed, does not exist, is not queued, or another worker holds it",
+            ),
+            "SIGTERM or Ctrl-C cancels the render: ffmpeg is resumed if stopped, asked to quit, killed after "
+            "--stop-grace",
+        ),
+        formatter_class=_RAW,
     )
     parser.add_argument("job_id", metavar="JOB_ID")
     _jobs_dir_flag(parser)
@@ -140,9 +155,11 @@ def _render_claimed(workspace: JobWorkspace, clock: SystemClock, settings: Runne
     cancel = CancelWatch(workspace.job_dir, clock=clock, interval=settings.poll_interval_s)
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
+        _resume_own_group()
         cancel.interrupt(f"received {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     provider = tracer_provider_from_env()
     try:
         status = run_job(
@@ -158,12 +175,22 @@ def _render_claimed(workspace: JobWorkspace, clock: SystemClock, settings: Runne
     return 1 if status is JobStatus.FAILED else 0
 
 
+def _resume_own_group() -> None:
+    """SIGCONT to this render's process group when it leads one (a worker starts each render in its own
+    session): a SIGSTOPped ffmpeg cannot read the `q` it is about to be sent, nor act on SIGTERM."""
+    if os.getpgrp() == os.getpid():
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgrp(), signal.SIGCONT)
+
+
 def _worker_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "worker",
         help="Run queued jobs of a jobs dir, each in its own render process.",
         description="Run queued jobs by priority (lower first, then oldest), each in its own render process, "
         "honouring cancel and retry requests; serves Prometheus /metrics with --metrics-port.",
+        epilog=epilog(("0    stopped on request, or idle with --exit-when-idle",), DAEMON_STOP),
+        formatter_class=_RAW,
     )
     _jobs_dir_flag(parser)
     parser.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1)")

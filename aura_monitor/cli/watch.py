@@ -1,12 +1,16 @@
 """`aura-monitor watch JOB_ID`: follow one job's event stream with a progress bar until it ends.
 
-Exit codes: 0 completed, 1 failed, 3 cancelled, 2 usage or connection error (after the reconnections).
+On a terminal: a live bar, with a line per change. Off a terminal: one plain line per change and a progress
+line at least every `--progress-every` seconds, each saying STALLED while the job is stalled. `-o json`:
+one JSON object per event (NDJSON), then an `exit` object. Exit codes: see EPILOG.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +25,21 @@ from ..exceptions import JobNotFound
 from ..jobs.model import validate_job_id
 from ..records.timestamps import parse_iso
 from .client import ServerUnreachable, add_url_flag
+from .exits import FAILED, OK, UsageError, epilog
+from .output import FORMATS, print_json, stdout_is_terminal
 from .terminal import inert_data, markup_safe
 
-EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 3}
+HELP = "Follow one job live until it ends; exit 0 completed, 1 failed, 3 cancelled (-o table|wide|json)."
+CANCELLED = 3  # beyond DESIGN 2.1's 0/1/2: lets a script tell a cancelled job (not an error) from a failed one
+EXIT_CODES = {"completed": OK, "failed": FAILED, "cancelled": CANCELLED}
+EPILOG = epilog(
+    (
+        "0    the job completed",
+        "1    the job failed, there is no such job, or the sidecar was lost after every reconnection",
+        "3    the job was cancelled",
+    )
+)
+PROGRESS_EVERY_S = 10.0
 TERMINAL_EVENTS = {"job-completed": "completed", "job-failed": "failed", "job-cancelled": "cancelled"}
 
 
@@ -63,7 +79,7 @@ class JobView:
             self.notes.append(f"status {data.get('previousStatus') or 'new'} -> {data.get('status')}")
         elif name == "job-stalled":
             self.stalled, self.verdict = True, data.get("verdict")
-            kind = "diagnosed" if data.get("refined") else "stalled"
+            kind = "STALLED, diagnosed" if data.get("refined") else "STALLED"
             self.notes.append(f"{kind}: {self.verdict} - {data.get('reason', '')}")
         elif name == "job-recovered":
             self.stalled, self.verdict = False, None
@@ -90,8 +106,19 @@ class JobView:
         return _duration(None if self.started_at is None else now - self.started_at)
 
     @property
+    def eta(self) -> str:
+        """The ETA as shown: none while stalled (the last velocity no longer says anything)."""
+        return "stalled" if self.stalled else _duration(self.eta_seconds)
+
+    @property
     def badge(self) -> str:
         return f"[bold red]STALLED[/] {markup_safe(self.verdict or '')}" if self.stalled else ""
+
+    def line(self, now: float) -> str:
+        """One plain progress line (already inert): state, percent, ETA, elapsed, and STALLED while stalled."""
+        stalled = f" STALLED {self.verdict or ''}".rstrip() if self.stalled else ""
+        state = f"{self.status} {self.stage}".rstrip()
+        return f"{self.job_id}: {state} {self.percent:g}% ETA {self.eta} elapsed {self.elapsed(now)}{stalled}"
 
 
 def _ending(name: str, data: dict[str, Any]) -> str:
@@ -191,26 +218,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB_ID", help="the job's id")
     add_url_flag(parser)
     parser.add_argument("--reconnects", type=int, default=10, help="reconnections before giving up (default 10)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default="table",
+        help="table: a live bar on a terminal, plain lines off one (default); wide: each line also carries the "
+        "time; json: one JSON object per SSE event, {event, data} with data exactly as the API sent it, then "
+        "{event: exit, data: {jobId, outcome, exitCode}}",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=PROGRESS_EVERY_S,
+        metavar="SECONDS",
+        help=f"off a terminal, print a progress line at least this often (default {PROGRESS_EVERY_S:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     job_id = validate_job_id(args.job_id)
-    console = Console(stderr=False)
+    if args.progress_every <= 0:
+        raise UsageError(f"--progress-every must be positive, got {args.progress_every:g}")
     view = JobView(job_id)
     reconnect = Reconnect(attempts=max(0, args.reconnects))
-    if console.is_terminal:
-        _follow_live(args.url, view, reconnect, console)
+    if args.output == "json":
+        return _follow_json(args.url, view, reconnect)
+    console = Console(stderr=False, soft_wrap=True)  # soft_wrap: piped lines are never cut or folded at 80
+    if stdout_is_terminal():
+        _follow_live(args.url, view, reconnect, console, timestamps=args.output == "wide")
     else:
-        _follow_plain(args.url, view, reconnect, console)
+        _follow_plain(args.url, view, reconnect, console, args.progress_every, timestamps=args.output == "wide")
     outcome = view.outcome or view.status
     style = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(outcome, "white")
     console.print(f"[bold {style}]{job_id} {markup_safe(outcome)}[/]")
     if view.detail:
         console.print(view.detail, markup=False, highlight=False)
-    return EXIT_CODES.get(outcome, 2)
+    return EXIT_CODES.get(outcome, FAILED)
 
 
-def _follow_live(url: str, view: JobView, reconnect: Reconnect, console: Console) -> None:
+def _follow_json(url: str, view: JobView, reconnect: Reconnect) -> int:
+    def on_event(name: str, data: dict[str, Any]) -> bool:
+        print_json({"event": name, "data": data}, indent=None)
+        view.apply(name, data)
+        return view.outcome is not None
+
+    follow(url, view.job_id, on_event, reconnect=reconnect)
+    outcome = view.outcome or view.status
+    code = EXIT_CODES.get(outcome, FAILED)
+    print_json({"event": "exit", "data": {"jobId": view.job_id, "outcome": outcome, "exitCode": code}}, indent=None)
+    return code
+
+
+def _stamp(timestamps: bool) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S ", time.localtime()) if timestamps else ""
+
+
+def _follow_live(url: str, view: JobView, reconnect: Reconnect, console: Console, *, timestamps: bool) -> None:
     with Progress(
         TextColumn("{task.fields[stage]:<12}"),
         BarColumn(),
@@ -225,7 +289,8 @@ def _follow_live(url: str, view: JobView, reconnect: Reconnect, console: Console
         def on_event(name: str, data: dict[str, Any]) -> bool:
             view.apply(name, data)
             while view.notes:
-                bar.console.print(f"[dim]{markup_safe(view.notes.pop(0))}[/]", highlight=False)
+                note = markup_safe(view.notes.pop(0))
+                bar.console.print(f"[dim]{_stamp(timestamps)}{note}[/]", highlight=False)
             _show(bar, task, view)
             return view.outcome is not None
 
@@ -237,21 +302,46 @@ def _show(bar: Progress, task: TaskID, view: JobView) -> None:
         task,
         completed=view.percent,
         stage=markup_safe(view.stage or view.status),
-        eta=_duration(view.eta_seconds),
+        eta=view.eta,
         elapsed=view.elapsed(time.time()),
         badge=view.badge,
     )
 
 
-def _follow_plain(url: str, view: JobView, reconnect: Reconnect, console: Console) -> None:
+def _follow_plain(
+    url: str, view: JobView, reconnect: Reconnect, console: Console, every: float, *, timestamps: bool
+) -> None:
+    """Plain lines: one per change, and a progress line whenever `every` seconds passed without one."""
+    lock = threading.Lock()
+    last = [time.monotonic()]
+    done = threading.Event()
+
+    def say(text: str) -> None:
+        with lock:
+            console.print(f"{_stamp(timestamps)}{text}", markup=False, highlight=False)
+            sys.stdout.flush()
+            last[0] = time.monotonic()
+
+    def ticker() -> None:
+        # A pipe reader (a CI log, `| tee`) must see the job is alive or STALLED even when no event comes.
+        while not done.wait(max(0.05, every - (time.monotonic() - last[0]))):
+            if time.monotonic() - last[0] >= every and view.status != "unknown":
+                say(view.line(time.time()))
+
     def on_event(name: str, data: dict[str, Any]) -> bool:
         view.apply(name, data)
         if name == "connected":
             resync = " (resync)" if data.get("resync") else ""
-            state = markup_safe(f"{view.status} {view.stage}")
-            console.print(f"{view.job_id}: {state} {view.percent:g}%{resync}", highlight=False)
+            stalled = f" STALLED {view.verdict or ''}".rstrip() if view.stalled else ""
+            say(f"{view.job_id}: {view.status} {view.stage} {view.percent:g}%{stalled}{resync}")
         while view.notes:
-            console.print(f"{view.job_id}: {markup_safe(view.notes.pop(0))} at {view.percent:g}%", highlight=False)
+            say(f"{view.job_id}: {view.notes.pop(0)} at {view.percent:g}%")
         return view.outcome is not None
 
-    follow(url, view.job_id, on_event, reconnect=reconnect)
+    thread = threading.Thread(target=ticker, name="watch-progress", daemon=True)
+    thread.start()
+    try:
+        follow(url, view.job_id, on_event, reconnect=reconnect)
+    finally:
+        done.set()
+        thread.join(timeout=1.0)
