@@ -40,6 +40,13 @@ class ArtifactView(_Camel):
     created_at: str | None
 
 
+class VerdictAt(_Camel):
+    """One entry of a stall's verdict timeline: the verdict held from `at` on."""
+
+    at: str
+    code: str
+
+
 class Job(_Camel):
     """One job, normalized from whichever format its writer used."""
 
@@ -53,6 +60,7 @@ class Job(_Camel):
     threshold_kind: str | None
     stalled_since: str | None
     verdict: str | None
+    verdicts: list[VerdictAt] = Field(description="the current (or last) stall's verdict each time it changed")
     created_at: str | None
     started_at: str | None
     completed_at: str | None
@@ -194,6 +202,13 @@ def _aura_fields(state: JobState, record: JobRecord) -> dict[str, Any]:
     }
 
 
+def eta_of(state: JobState, record: JobRecord) -> float | None:
+    """Seconds left, or None when unknown: a finished job, or a stalled one (its last velocity is a lie)."""
+    if record.status.terminal or state.stalled:
+        return None
+    return eta_seconds(state.samples, record.percent)
+
+
 def job_view(state: JobState, record: JobRecord, now: float) -> Job:
     return Job(**_job_fields(state, record, now))
 
@@ -225,6 +240,7 @@ def _job_fields(state: JobState, record: JobRecord, now: float) -> dict[str, Any
         threshold_kind=state.threshold_kind.value if state.threshold_kind else None,
         stalled_since=_iso(state.stalled_since),
         verdict=state.verdict,
+        verdicts=[VerdictAt(at=format_iso(at), code=code.value) for at, code in state.verdicts],
         created_at=_iso(record.created_at or record.queued_at),
         started_at=_iso(record.started_at),
         completed_at=_iso(record.completed_at),
@@ -234,7 +250,7 @@ def _job_fields(state: JobState, record: JobRecord, now: float) -> dict[str, Any
         error_code=record.error_code,
         message=record.message,
         stage_percent=record.stage_percent,
-        eta_seconds=None if record.status.terminal else eta_seconds(state.samples, record.percent),
+        eta_seconds=eta_of(state, record),
         attempt=record.attempt,
         priority=record.priority,
         format=record.format.value,
@@ -338,7 +354,7 @@ def progress_view(state: JobState, record: JobRecord, now: float) -> Progress:
         stage_percent=record.stage_percent,
         message=record.message,
         elapsed_seconds=None if start is None or end is None else max(0.0, end - start),
-        eta_seconds=None if record.status.terminal else eta_seconds(state.samples, record.percent),
+        eta_seconds=eta_of(state, record),
         velocity_percent_per_second=velocity(state.samples),
         stalled=state.stalled,
         steps=steps_of(record),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..jobs.model import JobStatus
 from ..jobs.stall import ThresholdKind
 from ..jobs.verdicts import Severity, Verdict
+from .activity import BUSY_CPU_S
 from .context import (
     CAPS,
     ENCODER_FRESH_S,
@@ -16,12 +17,13 @@ from .context import (
     encoder_fresh,
     encoder_moved_after_record,
     encoder_percent,
+    fresh_lines,
     output_facts,
     output_ok,
     record_facts,
 )
-from .evidence import Fact
-from .findings import Finding
+from .evidence import Fact, ProcessEvidence
+from .findings import Basis, Finding
 
 
 def rule_completion_not_propagated(ctx: RuleContext) -> Finding | None:
@@ -81,6 +83,27 @@ def rule_process_dead(ctx: RuleContext) -> Finding | None:
     )
 
 
+def _idle_why(working: list[ProcessEvidence]) -> tuple[str, float] | None:
+    """Why every working process counts as idle (and how sure that is), or None when one shows work.
+
+    Idle means no CPU in the 150 ms sample *and* none over the last few seconds when earlier diagnoses let
+    that be known (activity.py): a loop sleeping between retries uses none in most short windows.
+    """
+    parts: list[str] = []
+    for p in working:
+        if p.cpu_delta_s is None or p.cpu_delta_s >= 0.005:
+            return None
+        if p.recent_cpu_s is not None and p.recent_cpu_s >= BUSY_CPU_S:
+            return None
+        over = (
+            f", {p.recent_cpu_s:.2f} s in the last {p.recent_window_s or 0:.0f} s" if p.recent_cpu_s is not None else ""
+        )
+        parts.append(
+            f"{p.role} pid {p.pid} used {p.cpu_delta_s:.3f} s CPU in {p.window_s:.2f} s{over} (state {p.status})"
+        )
+    return ", ".join(parts), 0.85 if all(p.recent_cpu_s is not None for p in working) else 0.75
+
+
 def rule_process_hung(ctx: RuleContext) -> Finding | None:
     record = ctx.subject.record
     if record is None or record.status.terminal:
@@ -91,30 +114,33 @@ def rule_process_hung(ctx: RuleContext) -> Finding | None:
     stopped = [p for p in alive if p.status == "stopped"]
     out = ctx.evidence.output
     enc = ctx.evidence.encoder
-    idle = [p for p in alive if p.cpu_delta_s is not None and p.cpu_delta_s < 0.005]
+    # While an encoder runs it does the work; the worker supervising it (polling, heartbeating) does not,
+    # so its CPU says nothing about whether the render moves.
+    encoders = [p for p in alive if p.role == "encoder"]
+    working = encoders or alive
     # A real-time encoder of a small video can use under 5 ms of CPU in the window and write its output in
     # bursts, so an output written to in the last few seconds also counts as work.
     output_still = out is None or (not out.grew_bytes and (out.mtime is None or ctx.now - out.mtime > ENCODER_FRESH_S))
     encoder_still = enc is None or enc.mtime is None or ctx.now - enc.mtime > ENCODER_FRESH_S
+    # Fresh log lines are a worker's work (a retry loop logging each attempt); an encoder's are its progress.
+    logging = fresh_lines(ctx, ctx.evidence.log_tail) if not encoders else []
+    basis = Basis.OBSERVED
     if stopped:
         confidence, why = (
             0.95,
             ", ".join(f"{p.role} pid {p.pid} is stopped (state T, SIGSTOP?)" for p in stopped),
         )
-    elif ctx.subject.stalled and idle and len(idle) == len(alive) and output_still and encoder_still:
-        confidence = 0.85
-        why = ", ".join(
-            f"{p.role} pid {p.pid} used {p.cpu_delta_s or 0:.3f} s CPU in {p.window_s:.2f} s (state {p.status})"
-            for p in idle
-        )
+    elif ctx.subject.stalled and output_still and encoder_still and not logging and (idle := _idle_why(working)):
+        why, confidence = idle
+        basis = Basis.INFERRED  # an absence of work, not a sighting of a fault
     else:
         return None
     return Finding(
         Verdict.PROCESS_HUNG,
         Severity.CRITICAL,
         confidence,
-        f"The process is alive but doing nothing: {why}; neither CPU time, output size nor encoder progress "
-        f"advanced while the record says {describe_status(record)}.",
+        f"The process is alive but doing nothing: {why}; neither CPU time, output size, encoder progress nor "
+        f"the job's log advanced while the record says {describe_status(record)}.",
         record_facts(ctx)
         + [Fact("processes", f"{p.role} pid {p.pid}: {p.status}, CPU +{p.cpu_delta_s or 0:.3f} s") for p in alive]
         + encoder_facts(ctx)
@@ -125,6 +151,7 @@ def rule_process_hung(ctx: RuleContext) -> Finding | None:
             "A stopped process (state T) was sent SIGSTOP: `kill -CONT <pid>` resumes it",
             "Aura only kills a hung ffmpeg after its 30-minute total timeout",
         ],
+        basis,
     )
 
 
@@ -188,18 +215,25 @@ def rule_upstream(ctx: RuleContext) -> Finding | None:
     errors = [line for line in ctx.evidence.log_tail if PROVIDER_ERROR.search(line.text)]
     if len(errors) < 3:
         return None
+    fresh = fresh_lines(ctx, errors)
+    newest = max((line.at for line in errors if line.at is not None), default=None)
+    when = f", the last {ago(ctx.now - newest)} ago" if newest is not None else ""
+    # Errors still arriving are the job's work right now: the worker is retrying, not hung.
+    basis, confidence = (Basis.OBSERVED, min(0.95, 0.6 + 0.05 * len(errors))) if fresh else (Basis.INFERRED, 0.6)
+    still = "is stuck retrying" if fresh else "was retrying"
     return Finding(
         Verdict.UPSTREAM_ERRORS,
         Severity.WARNING,
-        min(0.95, 0.6 + 0.05 * len(errors)),
-        f"Stage {record.stage or '?'} is stuck retrying a provider: {len(errors)} recent log lines show "
-        f"errors such as “{errors[-1].text.strip()[:120]}”.",
+        confidence,
+        f"Stage {record.stage or '?'} {still} a provider: {len(errors)} recent log lines show errors{when}, "
+        f"such as “{errors[-1].text.strip()[:120]}”.",
         record_facts(ctx) + [Fact(line.source, line.text.strip()[:200]) for line in errors[-5:]],
         [
             "Check the provider's status page and your quota / API key for this stage",
             "Lower concurrency or add backoff for this provider; switch to an offline provider if one is configured",
             f"Once the provider answers, POST /api/jobs/{s.job_id}/retry",
         ],
+        basis,
     )
 
 
@@ -218,6 +252,7 @@ def rule_queued(ctx: RuleContext) -> Finding | None:
             "Check that a worker is running and not saturated (GET /api/queue shows running jobs)",
             "Look for jobs stuck in running that hold the worker slots",
         ],
+        Basis.DEFAULT,
     )
 
 
@@ -251,6 +286,7 @@ def rule_abandoned(ctx: RuleContext) -> Finding | None:
             "The app probably crashed or restarted: Aura does not reconcile jobs at start-up, so it stays Running",
             f"Retry it (POST /api/jobs/{s.job_id}/retry) or cancel it (POST /api/jobs/{s.job_id}/cancel)",
         ],
+        Basis.INFERRED,
     )
 
 
@@ -269,6 +305,7 @@ def rule_no_progress(ctx: RuleContext) -> Finding | None:
             "Open the job's log tail below and the app log for this stage",
             f"If nothing moves, cancel (POST /api/jobs/{s.job_id}/cancel) and retry",
         ],
+        Basis.DEFAULT,
     )
 
 

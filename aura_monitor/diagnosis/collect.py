@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..records.safe_read import MISSING, ReadRoots
-from ..records.timestamps import parse_log_time
+from .activity import CPU_MEMORY
+from .context import line_time
 from .encoder import parse_progress_file, parse_stderr_log, read_tail
 from .evidence import DiskEvidence, EncoderEvidence, Evidence, LogLine
 from .media import Probe
@@ -61,13 +62,17 @@ def _log_tail(subject: Subject, encoder: EncoderEvidence | None, roots: ReadRoot
     lines: list[LogLine] = []
     record = subject.record
     if record is not None:
-        lines += [LogLine("job.json Logs", text, parse_log_time(text)) for text in record.logs_tail]
+        lines += [LogLine("job.json Logs", text, line_time(text)) for text in record.logs_tail]
         if record.job_log:
             tail = read_tail(record.job_log, roots, 16 * 1024)
             if isinstance(tail, str):
                 evidence.missing("job log", f"{record.job_log} was not read: {tail}")
             else:
-                lines += [LogLine(record.job_log, text) for text in tail[0].splitlines()[-JOB_LOG_LINES:] if text]
+                texts = [text for text in tail[0].splitlines()[-JOB_LOG_LINES:] if text]
+                logged = [LogLine(record.job_log, text, line_time(text)) for text in texts]
+                if logged and logged[-1].at is None:
+                    logged[-1].at = tail[1].st_mtime  # an append-only log: its mtime is when the last line came
+                lines += logged
     if encoder is not None:
         lines += [LogLine(encoder.path, text) for text in encoder.errors]
     return lines
@@ -151,6 +156,8 @@ def collect(subject: Subject, options: CollectOptions, *, active: bool) -> Evide
             evidence.missing("output", evidence.output.probe_error)
     elif pids:
         evidence.processes = sample_processes(pids, window, evidence.record_mtime, found, started)
+    for process in evidence.processes:
+        CPU_MEMORY.observe(process)  # the CPU over the last few seconds, for a loop that sleeps between retries
     evidence.log_tail = _log_tail(subject, evidence.encoder, roots, evidence)
     evidence.disks = _disks(subject, options, output_path)
     return evidence

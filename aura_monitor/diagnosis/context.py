@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ..jobs.model import JobRecord
 from ..jobs.stall import Thresholds
-from .evidence import Evidence, Fact
+from ..records.timestamps import parse_iso, parse_log_time
+from .evidence import Evidence, Fact, LogLine
 from .subject import Subject
 
 PROVIDER_ERROR = re.compile(
@@ -17,6 +18,10 @@ PROVIDER_ERROR = re.compile(
 )
 CAPS = (95.0, 99.0, 99.5)
 ENCODER_FRESH_S = 5.0  # ffmpeg reports at least every second while it works
+# A log line this recent is evidence of work: a retry loop backs off at most 4 s (pipeline/provider.py)
+# and real clients rarely wait longer than 10 s between attempts.
+LOG_FRESH_S = 15.0
+_ISO_PREFIX = re.compile(r"\[(\d{4}-\d{2}-\d{2}T[^\]]+)\]")
 DURATION_TOLERANCE = 0.9  # an output shorter than 90% of the expected duration is invalid
 
 
@@ -28,6 +33,22 @@ class RuleContext:
     now: float
     disk_floor_bytes: int
     unreadable_grace: float
+
+
+def line_time(text: str) -> float | None:
+    """When a log line was written, from its `[yyyy-MM-dd HH:mm:ss]` (Aura) or `[ISO-8601]` (native) prefix."""
+    at = parse_log_time(text)
+    if at is None and (m := _ISO_PREFIX.match(text)):
+        try:
+            at = parse_iso(m.group(1))
+        except ValueError:
+            return None
+    return at
+
+
+def fresh_lines(ctx: RuleContext, lines: list[LogLine]) -> list[LogLine]:
+    """The lines written in the last LOG_FRESH_S seconds (an undated line is never fresh)."""
+    return [line for line in lines if line.at is not None and ctx.now - line.at <= LOG_FRESH_S]
 
 
 def ago(seconds: float) -> str:

@@ -82,6 +82,8 @@ def run_diagnosis(
             for t in subject.transitions
             if t.kind.value != "progress"
         ][-50:],
+        # The verdict the sidecar held over the stall (what the board and the alert showed), oldest first.
+        "verdicts": [{"at": format_iso(at), "code": code.value} for at, code in subject.verdicts],
         "logTail": [{"source": line.source, "text": line.text} for line in evidence.log_tail[-20:]],
         "format": record.format.value if record else None,
         "recordPath": subject.record_path,

@@ -118,10 +118,13 @@ RULES = (
 def diagnose(ctx: RuleContext) -> list[Finding]:
     """Every finding that applies, most important first; never empty."""
     findings = [f for rule in RULES if (f := rule(ctx)) is not None]
+    # Evidence first, then severity, then confidence (docs/diagnosis.md, "Ranking"): a critical guess drawn
+    # from an absence (no CPU in a short window) must not outrank fresh, specific evidence of the cause.
     # A mild inconsistency (an ambiguous status number) is supporting evidence, never the verdict.
     findings.sort(
         key=lambda f: (
             f.code is Verdict.STATUS_INCONSISTENT and f.severity is not Severity.CRITICAL,
+            *f.rank,
             PRIORITY[f.code],
         )
     )

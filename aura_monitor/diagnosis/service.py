@@ -197,7 +197,8 @@ class DiagnosisService:
                 continue
             current = self.tracker.get(job_id)
             if current is not None and current.stalled:
-                self.tracker.set_verdict(job_id, diagnosis.verdict, diagnosis.findings[0].summary, self.clock.now())
+                top = diagnosis.findings[0]
+                self.tracker.propose_verdict(job_id, top.code, top.strength, top.summary, self.clock.now())
 
     def _rediagnose(self) -> None:
         while not self._stop.wait(self.settings.rediagnose_interval):

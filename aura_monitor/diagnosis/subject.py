@@ -8,6 +8,7 @@ from ..jobs.model import JobRecord
 from ..jobs.stall import ThresholdKind
 from ..jobs.tracker import JobState
 from ..jobs.transitions import Transition
+from ..jobs.verdicts import Verdict
 
 
 @dataclass(slots=True)
@@ -25,6 +26,7 @@ class Subject:
     last_parse_error: str | None = None
     unreadable_since: float | None = None
     transitions: list[Transition] = field(default_factory=list)
+    verdicts: list[tuple[float, Verdict]] = field(default_factory=list)  # the held verdict's timeline
     observed_by_sidecar: bool = False
 
     @classmethod
@@ -43,6 +45,7 @@ class Subject:
             last_parse_error=state.last_parse_error,
             unreadable_since=state.unreadable_since,
             transitions=list(state.transitions),
+            verdicts=list(state.verdicts),
             observed_by_sidecar=observed,
         )
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .model import JobRecord, JobStatus, ProgressPoint
+from .settle import VerdictHold
 from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
 from .transitions import Transition, TransitionKind, Value
 from .verdicts import Verdict
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES = 20
 TRANSITIONS_KEPT = 100
+VERDICTS_KEPT = 50  # the verdict timeline of the current (or last) stall
 # A listener that keeps failing is logged at most once per this many seconds (it is counted every time).
 LISTENER_LOG_INTERVAL_S = 60.0
 
@@ -44,6 +46,9 @@ class JobState:
     verdict: Verdict | None = None
     # False while `verdict` is the stall's placeholder: metrics publish no verdict before a diagnosis.
     diagnosed: bool = False
+    hold: VerdictHold = field(default_factory=VerdictHold)
+    # (wall-clock time, verdict) each time the current (or last) stall's verdict changed, first the placeholder
+    verdicts: deque[tuple[float, Verdict]] = field(default_factory=lambda: deque(maxlen=VERDICTS_KEPT))
     file_mtime: float | None = None
     parse_failures: int = 0
     last_parse_error: str | None = None
@@ -174,17 +179,36 @@ class Tracker:
             return self._emit([self._make(state, TransitionKind.REMOVED, None, None, "job.json removed", at)])
 
     def set_verdict(self, job_id: str, verdict: Verdict | str, reason: str, at: float) -> list[Transition]:
-        """Refine a job's verdict (from the diagnosis); a code that is no Verdict raises ValueError."""
+        """Set a job's verdict outright; a code that is no Verdict raises ValueError."""
         verdict = Verdict(verdict)
         with self.lock:
             state = self._jobs.get(job_id)
-            if state is not None:
-                state.diagnosed = True
-            if state is None or state.verdict == verdict:
+            if state is None:
                 return []
-            out = [self._make(state, TransitionKind.VERDICT, state.verdict, verdict, reason, at)]
-            state.verdict = verdict
-            return self._emit(out)
+            state.hold.held, state.hold.diagnosed = verdict, True
+            return self._set_verdict(state, verdict, reason, at)
+
+    def propose_verdict(self, job_id: str, verdict: Verdict, strength: int, reason: str, at: float) -> list[Transition]:
+        """A diagnosis of a stalled job proposes `verdict`: it is held only as settle.VerdictHold allows
+        (at once when it refines the placeholder or is stronger, else once confirmed), so one diagnosis
+        that misses the evidence cannot flip the verdict."""
+        with self.lock:
+            state = self._jobs.get(job_id)
+            if state is None or not state.stalled:
+                return []
+            if not state.hold.propose(verdict, strength, at):
+                state.diagnosed = True
+                return []
+            return self._set_verdict(state, verdict, reason, at)
+
+    def _set_verdict(self, state: JobState, verdict: Verdict, reason: str, at: float) -> list[Transition]:
+        state.diagnosed = True
+        if state.verdict == verdict:
+            return []
+        out = [self._make(state, TransitionKind.VERDICT, state.verdict, verdict, reason, at)]
+        state.verdict = verdict
+        state.verdicts.append((at, verdict))
+        return self._emit(out)
 
     def tick(self, now: float) -> list[Transition]:
         """Flag every job whose stall or unreadable deadline passed (on the monotonic clock); `now` is the
@@ -319,6 +343,9 @@ class Tracker:
         state.stalled_mono = stalls_after(state.progress_mono, state.threshold)
         state.stalled_since = now - (m - state.stalled_mono)  # shown on the wall clock as it reads now
         state.verdict = default_verdict(record.status)
+        state.hold.start(state.verdict)
+        state.verdicts.clear()  # a new stall starts a new timeline
+        state.verdicts.append((now, state.verdict))
         reason = (
             f"no progress for {quiet:.1f} s in stage {record.stage or '?'} at "
             f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'})"
