@@ -367,3 +367,19 @@ def test_a_native_job_that_never_stamps_a_traceparent_gets_one_synthesized_trace
         ("Script", ns(T0 + 30), ns(T0 + 40)),
         ("TTS", ns(T0 + 40), ns(T0 + 50)),
     ]
+
+
+def test_a_native_job_stamped_within_the_wait_is_never_synthesized(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
+) -> None:
+    # The sidecar saw the worker's first write (running, no traceparent yet); the stamp follows 2 s later.
+    tracker.apply(path_of("n-6"), native("n-6", 1, T0 + 1, None, stage="Script", percent=1.0), at=T0 + 1)
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    tracker.apply(path_of("n-6"), native("n-6", 2, T0 + 3, traceparent, stage="Script", percent=3.0), at=T0 + 3)
+    tracker.apply(path_of("n-6"), native("n-6", 3, T0 + 20, traceparent, stage="TTS", percent=30.0), at=T0 + 20)
+    done = {"status": "completed", "stage": "Complete", "percent": 100.0, "endedAt": iso(T0 + 30)}
+    tracker.apply(path_of("n-6"), native("n-6", 4, T0 + 30, traceparent, **done), at=T0 + 30)
+    tracer.close(T0 + 31)
+
+    assert provider.force_flush()
+    assert receiver.all() == []  # the pipeline traces this job itself; the sidecar had no stall to add
