@@ -67,6 +67,10 @@ def test_watchdog_inotify_layer_keeps_the_names_and_signatures_the_watches_use()
     assert list(inspect.signature(InotifyFD.remove_callbacks).parameters) == ["self", "callbacks"]
     assert list(inspect.signature(InotifyFD.handle_event).parameters) == ["self", "event"]
     assert list(inspect.signature(InotifyFD.__init__).parameters) == ["self"]
+    assert list(inspect.signature(InotifyFD.read_events).parameters) == ["self", "event_buffer_size"]
+    assert list(inspect.signature(InotifyFD._read_event_buffer).parameters) == ["self", "event_buffer_size"]
+    assert list(inspect.signature(InotifyFD._parse_event_buffer).parameters) == ["event_buffer"]
+    assert isinstance(inotify_c.DEFAULT_EVENT_BUFFER_SIZE, int)
     assert {"on_event", "on_watch_deleted", "on_queue_overflow"} <= set(dir(inotify_c.WatchCallback))
     assert [f for f in InotifyEvent.__dataclass_fields__] == ["wd", "mask", "cookie", "name"]
     assert "callbacks" in Watch.__dataclass_fields__
@@ -131,6 +135,23 @@ def test_record_events_reach_the_sink_on_the_one_reader_thread(
     wait_for(lambda: calls.paths.count(str(tmp_path / "j1" / RECORD)) >= 2, what="the atomic write")
     assert calls.threads == {"aura-inotify"}
     assert all(os.path.basename(p) == RECORD for p in calls.paths)  # the temp file was dropped
+
+
+def test_only_dir_nameless_and_record_events_become_watchdog_events(tmp_path: Path) -> None:
+    fd = JobInotifyFD(RECORD.encode())  # not started: this test reads the queue itself
+    try:
+        mask = InotifyConstants.IN_CREATE | InotifyConstants.IN_CLOSE_WRITE | InotifyConstants.IN_MOVED_TO
+        fd.watch(str(tmp_path), mask, _Ignore())
+        tmp = tmp_path / "job.json.tmp"
+        tmp.write_text("{}")
+        os.replace(tmp, tmp_path / RECORD)
+        (tmp_path / "sub").mkdir()
+        events = fd.read_events()
+        assert [(e.name, bool(e.is_directory)) for e in events] == [(RECORD.encode(), False), (b"sub", True)]
+    finally:
+        fd.start()
+        fd.stop()
+        fd.join(2)
 
 
 def test_watching_a_watched_dir_again_keeps_its_descriptor_and_warns_nothing(
