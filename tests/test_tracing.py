@@ -16,7 +16,7 @@ from aura_monitor.jobs.stall import Thresholds
 from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.records import SCHEMA, parse_record
 from aura_monitor.telemetry.tracing import JobTracer, setup_tracing
-from tests.support.aura_writer import DONE, FAILED, RUNNING, AuraJob, net_time
+from tests.support.aura_writer import CANCELED, DONE, FAILED, RUNNING, AuraJob, net_time
 from tests.support.otlp import STATUS_ERROR, OtlpHttpReceiver, clear_otel_environment
 
 T0 = 1_800_000_000.0
@@ -185,8 +185,8 @@ def test_a_failed_aura_job_ends_its_trace_as_an_error(
     [root] = receiver.named("job")
     [images] = receiver.named("Images")
     assert root.attributes["aura.job.status"] == "failed"
-    assert root.status_code == STATUS_ERROR
-    assert root.status_message.startswith("failed: ")
+    assert root.status_code == images.status_code == STATUS_ERROR
+    assert root.status_message.startswith("failed: ") and images.status_message == root.status_message
     assert root.end == images.end == ns(T0 + 30)
 
 
@@ -383,3 +383,22 @@ def test_a_native_job_stamped_within_the_wait_is_never_synthesized(
 
     assert provider.force_flush()
     assert receiver.all() == []  # the pipeline traces this job itself; the sidecar had no stall to add
+
+
+def test_a_cancelled_aura_job_ends_its_trace_in_error_saying_cancelled(
+    tracker: Tracker, tracer: JobTracer, provider: TracerProvider, receiver: OtlpHttpReceiver
+) -> None:
+    job = AuraJob(Path("/unused"), id="aura-6", status=RUNNING, created=T0, started=T0)
+    job.progress(T0 + 1, "TTS", 30)
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 2)
+    job.status = CANCELED
+    job.extra = {"CanceledUtc": net_time(T0 + 20), "EndedUtc": net_time(T0 + 20)}
+    assert aura(job).status is JobStatus.CANCELLED
+    tracker.apply(path_of(job.id), aura(job), at=T0 + 20)
+
+    assert provider.force_flush()
+    [root] = receiver.named("job")
+    [tts] = receiver.named("TTS")
+    assert (root.status_code, tts.status_code) == (STATUS_ERROR, STATUS_ERROR)
+    assert root.status_message.startswith("cancelled: ")
+    assert root.attributes["aura.job.status"] == "cancelled"

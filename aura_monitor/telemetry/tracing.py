@@ -298,12 +298,15 @@ class JobTracer:
 
     def _end_trace(self, job_id: str, synthesized: _SynthesizedTrace, status: JobStatus, t: Transition) -> None:
         del self._traces[job_id]
+        ended = _ENDED.get(status)
+        error = Status(StatusCode.ERROR, f"{ended}: {t.reason}"[:200]) if ended is not None else None
+        # The stage it ended in is in error too, as the SDK marks its own: a search for errors finds both.
+        for span in (synthesized.stage, synthesized.job):
+            if span is not None and error is not None:
+                span.set_status(error)
         if synthesized.stage is not None:
             synthesized.stage.end(_ns(t.at))
         synthesized.job.set_attribute("aura.job.status", status.value)
-        ended = _ENDED.get(status)
-        if ended is not None:
-            synthesized.job.set_status(Status(StatusCode.ERROR, f"{ended}: {t.reason}"[:200]))
         synthesized.job.end(_ns(t.at))
 
     @staticmethod
