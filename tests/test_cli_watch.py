@@ -20,6 +20,8 @@ from aura_monitor.cli.watch import JobView, Reconnect, follow
 from tests.support import wait_for, write_native
 from tests.support.live_server import LiveServer, live_server
 
+STARTUP_BOUND_S = 60.0
+
 
 class Watch:
     """`python -m aura_monitor watch` in a subprocess, its output read line by line as it comes."""
@@ -38,7 +40,9 @@ class Watch:
         stdout = self.process.stdout
         threading.Thread(target=lambda: [self.lines.put(line) for line in stdout], daemon=True).start()
 
-    def expect(self, text: str, timeout: float = 15.0) -> None:
+    # A bound, not a wait: starting `python -m aura_monitor` took 17 s of wall time (1.5 s CPU) on a loaded
+    # 2-core machine, past the old 15 s, so the first line of a healthy watch came too late.
+    def expect(self, text: str, timeout: float = STARTUP_BOUND_S) -> None:
         deadline = threading.Event()
         timer = threading.Timer(timeout, deadline.set)
         timer.start()
@@ -55,7 +59,7 @@ class Watch:
             timer.cancel()
         raise AssertionError(f"watch never printed {text!r}; it printed {self.seen}")
 
-    def exit_code(self, timeout: float = 15.0) -> int:
+    def exit_code(self, timeout: float = STARTUP_BOUND_S) -> int:
         code = self.process.wait(timeout)
         while not self.lines.empty():
             self.seen.append(self.lines.get())
