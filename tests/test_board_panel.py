@@ -72,6 +72,29 @@ def test_the_job_panel_explains_the_stall_with_findings_timeline_and_log_and_the
     expect(panel.locator('[data-testid="summary"]')).not_to_be_empty()
 
 
+def test_the_panel_shows_the_verdicts_held_over_the_stall_and_a_stalled_job_has_no_eta(
+    jobs_dir: Path, serve: Serve, open_board: OpenBoard
+) -> None:
+    stuck_on_provider(jobs_dir, "tts-held", stuck_for=130)
+    server = serve()
+    page = open_board(server.url)
+    expect(cell(page, "tts-held", "badge")).to_have_text(re.compile(r"^upstream_errors"))
+    expect(cell(page, "tts-held", "eta")).to_have_text("stalled")
+
+    page.goto(f"{server.url}#job=tts-held")
+    panel = page.locator('[data-part="panel"]')
+    expect(panel.locator('[data-testid="summary"]')).not_to_be_empty()
+    held = explain(server, "tts-held")["verdicts"]
+    assert [entry["code"] for entry in held] == ["no_progress", "upstream_errors"]  # the placeholder, refined
+    entries = panel.locator('[data-testid="verdicts"] li')
+    expect(entries).to_have_count(len(held))
+    for entry, shown in zip(held, entries.all(), strict=True):
+        expect(shown.locator(".held-code")).to_have_text(entry["code"])
+        expect(shown.locator("time")).to_have_attribute("datetime", entry["at"])
+    expect(entries.last).to_have_attribute("data-severity", "warning")
+    expect(panel.locator(".facts")).to_contain_text("ETA\u2013 (stalled)")  # en dash: the board's "none"
+
+
 def test_cancel_asks_for_confirmation_and_the_reference_worker_ends_the_job_cancelled(
     jobs_dir: Path, serve: Serve, open_board: OpenBoard, tmp_path: Path
 ) -> None:

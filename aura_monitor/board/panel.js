@@ -178,7 +178,9 @@ export class JobPanel {
       const kind = job.thresholdKind && job.thresholdKind !== "default" ? ` (${job.thresholdKind})` : "";
       rows.push(["Stall threshold", `${threshold(job.thresholdSeconds)}${kind}`]);
     }
-    if (eta != null) rows.push(["ETA", duration(eta)]);
+    // A stalled job has no ETA: its last velocity no longer says anything.
+    if (job.stalled && !TERMINAL.has(job.status)) rows.push(["ETA", "– (stalled)"]);
+    else if (eta != null) rows.push(["ETA", duration(eta)]);
     const elapsed = this.store.elapsed(job);
     if (elapsed != null) rows.push([TERMINAL.has(job.status) ? "Took" : "Elapsed", duration(elapsed)]);
     if (job.attempt > 1) rows.push(["Attempt", String(job.attempt)]);
@@ -224,6 +226,15 @@ export class JobPanel {
           "Not seen",
           h("p", { class: "muted small" }, "What the diagnosis could not look at, so a missing finding is not a clean bill of health."),
           h("ul", { class: "evidence" }, r.notSeen.map(renderFact)),
+        ),
+      );
+    }
+    if (r.verdicts?.length) {
+      sections.push(
+        section(
+          "Verdicts",
+          h("p", { class: "muted small" }, "What the sidecar held over this stall (board, metrics and alerts), oldest first."),
+          h("ol", { class: "verdicts", "data-testid": "verdicts" }, r.verdicts.map(renderVerdictAt)),
         ),
       );
     }
@@ -391,6 +402,17 @@ function renderFinding(finding, summaryShownAbove) {
 function renderFact(fact) {
   if (typeof fact === "string") return h("li", {}, fact);
   return h("li", {}, h("span", { class: "source" }, fact.source), h("span", { class: "fact" }, fact.fact));
+}
+
+function renderVerdictAt(entry) {
+  const severity = severityOf(entry.code);
+  return h(
+    "li",
+    { dataset: { severity, code: entry.code } },
+    h("time", { datetime: entry.at }, clockTime(entry.at)),
+    h("code", { class: "held-code" }, entry.code),
+    h("span", { class: "held-words" }, verdictWords(entry.code)),
+  );
 }
 
 function renderTransition(t) {

@@ -255,7 +255,7 @@ export class JobTable {
   }
 
   #renderClocks(row, job, now) {
-    row.text("eta", duration(this.store.eta(job, now)) ?? "–");
+    row.text("eta", job.stalled && !TERMINAL.has(job.status) ? "stalled" : (duration(this.store.eta(job, now)) ?? "–"));
     row.text("elapsed", duration(this.store.elapsed(job)) ?? "–");
     if (job.stalled) {
       const since = duration(this.store.sinceProgress(job, now)) ?? "?";
