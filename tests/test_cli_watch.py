@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ from aura_monitor.cli.client import ServerUnreachable
 from aura_monitor.cli.main import main
 from aura_monitor.cli.watch import JobView, Reconnect, follow
 from tests.support import wait_for, write_native
+from tests.support.cli import run_in_pty
 from tests.support.live_server import LiveServer, live_server
 
 STARTUP_BOUND_S = 60.0
@@ -188,3 +191,53 @@ def test_jobs_prints_a_table_of_the_filtered_jobs(jobs_dir: Path, capsys: pytest
         assert "unknown status" in capsys.readouterr().err
     assert main(["jobs", "--url", server.url]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_piped_watch_says_stalled_and_prints_a_progress_line_while_nothing_changes(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "job", status="running", stage="Render", percent=40, revision=1)
+    with (
+        live_server(jobs_dir, stall_threshold=1) as server,
+        watching(server.url, "job", "--progress-every", "0.5") as watch,
+    ):
+        watch.expect("job: running Render 40%")
+        watch.expect("STALLED no_progress")  # in the snapshot line or the stall's own line, as the race goes
+        seen = len(watch.seen)
+        watch.expect("elapsed")  # then a progress line while no event comes
+        watch.expect("elapsed")
+        write_native(jobs_dir, "job", status="completed", stage="Complete", percent=100, revision=2)
+        assert watch.exit_code() == 0
+    ticks = [line for line in watch.seen[seen:] if line.startswith("job: running Render 40% ETA ")]
+    assert len(ticks) >= 2 and all("STALLED no_progress" in line for line in ticks), watch.seen
+
+
+def test_watch_dash_o_json_prints_each_event_as_the_api_sent_it_then_its_exit(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "job", status="running", stage="Render", percent=40, revision=1)
+    with live_server(jobs_dir) as server, watching(server.url, "job", "-o", "json") as watch:
+        watch.expect('"event": "connected"')
+        api = httpx.get(f"{server.url}/api/jobs/job").json()
+        write_native(jobs_dir, "job", status="failed", stage="Render", percent=40, revision=2, error={"message": "x"})
+        assert watch.exit_code() == 1
+    events = [json.loads(line) for line in watch.seen]
+    connected = events[0]["data"]["job"]
+    for key in ("id", "status", "stage", "percent", "stalled", "verdict", "createdAt", "outputPath"):
+        assert connected[key] == api[key], key
+    names = [event["event"] for event in events]
+    assert "job-failed" in names and names[-1] == "exit"
+    assert events[-1]["data"] == {"jobId": "job", "outcome": "failed", "exitCode": 1}
+
+
+def test_sigterm_stops_watch_like_ctrl_c(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "job", status="running", stage="Render", percent=40, revision=1)
+    with live_server(jobs_dir) as server, watching(server.url, "job") as watch:
+        watch.expect("job: running Render 40%")
+        watch.process.send_signal(signal.SIGTERM)
+        assert watch.exit_code() == 128 + signal.SIGTERM
+        assert "stopped by SIGTERM" in watch.stderr()
+
+
+def test_watch_on_a_terminal_draws_a_bar_and_ends_with_the_outcome(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "job", status="completed", stage="Complete", percent=100, outputPath="/v/x.mp4")
+    with live_server(jobs_dir) as server:
+        done = run_in_pty("watch", "job", "--url", server.url)
+    assert done.code == 0, done.err
+    assert "job completed" in done.text and "output: /v/x.mp4" in done.text and "100%" in done.text

@@ -79,3 +79,30 @@ def test_allowed_hosts_come_from_a_comma_list_or_a_json_list_in_the_environment(
 ) -> None:
     monkeypatch.setenv("AURA_MONITOR_ALLOWED_HOST", value)
     assert load_settings().allowed_host == ["node7.lan", "sidecar"]
+
+
+def test_a_yaml_config_file_is_read_as_yaml(tmp_path: Path) -> None:
+    for name in ("monitor.yaml", "monitor.YML"):
+        config = tmp_path / name
+        config.write_text("aura-monitor:\n  stall-threshold: 60\n  stage_thresholds:\n    tts: 90\n")
+        settings = load_settings(config=config)
+        assert (settings.stall_threshold, settings.stage_thresholds) == (60, {"tts": 90})
+    empty = tmp_path / "empty.yml"
+    empty.write_text("# nothing set yet\n")
+    assert load_settings(config=empty).stall_threshold == 45
+
+
+def test_a_broken_yaml_or_an_unknown_extension_is_one_clear_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stall_threshold: [60\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as error:
+        load_settings(config=broken)
+    assert "\n" not in str(error.value)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- stall_threshold\n")
+    with pytest.raises(ConfigError, match="must hold a table"):
+        load_settings(config=listed)
+    ini = tmp_path / "monitor.ini"
+    ini.write_text("stall_threshold = 60\n")
+    with pytest.raises(ConfigError, match=r"unsupported extension '\.ini'.*\.toml, \.json, \.yaml or \.yml"):
+        load_settings(config=ini)
