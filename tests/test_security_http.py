@@ -371,14 +371,19 @@ def test_the_queue_and_the_job_list_build_views_only_for_the_page_they_return(
 ) -> None:
     write_many(jobs_dir, 300, running=300)
     built: list[str] = []
-    real = views.job_view
+    real, real_item = views.job_view, views.queue_item
 
     def counting(state: Any, record: Any, now: float) -> Any:
         built.append(state.id)
         return real(state, record, now)
 
+    def counting_item(state: Any, record: Any, now: float) -> Any:  # the queue's view of a job (Aura's shape)
+        built.append(state.id)
+        return real_item(state, record, now)
+
     monkeypatch.setattr(views, "job_view", counting)
     monkeypatch.setattr(jobs_api, "job_view", counting, raising=False)
+    monkeypatch.setattr(jobs_api, "queue_item", counting_item)
     with live_server(jobs_dir) as server:
         wait_for(lambda: len(server.sidecar.tracker) == 300, what="300 jobs tracked")
         for path in ("/api/queue?limit=1", "/api/queue?status=running&limit=1", "/api/jobs?limit=1"):
