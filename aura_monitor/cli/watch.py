@@ -84,7 +84,7 @@ class JobView:
         elif name == "job-recovered":
             self.stalled, self.verdict = False, None
             self.notes.append(f"recovered: {data.get('reason', '')}")
-        elif name == "warning":
+        elif name == "warning" and data.get("code") != "job_stalled":  # Aura's spelling of the job-stalled above
             self.notes.append(f"warning {data.get('code')}: {data.get('message', '')}")
         elif name in TERMINAL_EVENTS:
             self.outcome = TERMINAL_EVENTS[name]
