@@ -25,7 +25,11 @@ from aura_monitor.pipeline import Fault, RenderRequest, enqueue_job
 from tests.support.live_server import LiveServer, live_server
 from tests.support.pipeline import kill_pid, kill_session, record
 
-EXPECTED = {Fault.UPSTREAM_ERRORS: Verdict.UPSTREAM_ERRORS, Fault.STDERR_DEADLOCK: Verdict.PROCESS_HUNG}
+EXPECTED = {
+    Fault.UPSTREAM_ERRORS: Verdict.UPSTREAM_ERRORS,
+    Fault.STDERR_DEADLOCK: Verdict.PROCESS_HUNG,
+    Fault.HANG_ENCODER: Verdict.PROCESS_HUNG,
+}
 SAMPLE_EVERY_S = 0.5
 HOLD_FOR_S = 30.0  # sampled for this long after each job first reaches its verdict
 REACH_WITHIN_S = 20.0
@@ -38,6 +42,7 @@ FAULT_SCALE = 0.4  # the demo's: a provider timeout of 0.8 s between the 429s an
 class Samples:
     """One job's verdict over time: (seconds since the test started, stalled, verdict)."""
 
+    name: str
     points: list[tuple[float, bool, str | None]] = field(default_factory=list)
 
     def stalled_at(self) -> float | None:
@@ -76,7 +81,7 @@ def test_fault_jobs_reach_their_verdict_within_20_s_of_stalling_and_hold_it_in_9
     server: tuple[LiveServer, Path],
 ) -> None:
     live, jobs_dir = server
-    samples = {fault: Samples() for fault in EXPECTED}
+    samples = {fault: Samples(fault.value) for fault in EXPECTED}
     for fault in EXPECTED:
         request = RenderRequest(duration_s=4, fault=fault, fault_scale=FAULT_SCALE)
         enqueue_job(jobs_dir, request, clock=SystemClock(), job_id=fault.value)
@@ -120,8 +125,8 @@ def judge(seen: Samples, expected: Verdict) -> tuple[float | None, float | None,
     after_stall = seen.after(stalled) if stalled is not None else []
     held = seen.after(reached) if reached is not None else []
     share = sum(verdict == expected for verdict in after_stall) / max(1, len(after_stall))
-    print(f"{expected}: after stalling {Counter(after_stall).most_common()} ({share:.1%} {expected})")
+    print(f"{seen.name}: after stalling {Counter(after_stall).most_common()} ({share:.1%} {expected})")
     if stalled is not None and reached is not None:
         kept = sum(verdict == expected for verdict in held) / len(held)
-        print(f"{expected}: reached {reached - stalled:.1f} s after stalling, then held in {kept:.1%} of {len(held)}")
+        print(f"{seen.name}: reached {reached - stalled:.1f} s after stalling, then held in {kept:.1%} of {len(held)}")
     return stalled, reached, held
