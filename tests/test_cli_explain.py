@@ -64,3 +64,14 @@ def test_explain_exits_1_for_an_unknown_job_or_jobs_dir_and_2_for_a_bad_id(jobs_
     for done in (unknown, no_dir, bad_id):
         assert done.err.count("\n") == 1 and done.err.startswith("aura-monitor explain: error: ") and done.out == ""
     assert "no job 'nope'" in unknown.err and "cannot read jobs dir" in no_dir.err
+
+
+def test_explain_shows_the_last_log_lines_and_dash_o_wide_all_of_them(jobs_dir: Path) -> None:
+    logs = [f"log line {n:02d}" for n in range(15)]
+    write_native(jobs_dir, "run-1", status="running", stage="Render", percent=40, logs=logs)
+    table = run_piped("explain", "run-1", "--jobs-dir", str(jobs_dir))
+    wide = run_piped("explain", "run-1", "--jobs-dir", str(jobs_dir), "-o", "wide")
+    assert table.code == wide.code == 0, table.err + wide.err
+    shown = [line.strip() for line in table.out.splitlines() if line.strip().startswith("log line")]
+    everything = [line.strip() for line in wide.out.splitlines() if line.strip().startswith("log line")]
+    assert shown == logs[-10:] and everything == logs

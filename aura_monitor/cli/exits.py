@@ -39,5 +39,5 @@ USAGE_LINE = "2    usage error: a bad flag or value (retrying the same command c
 
 def epilog(outcomes: tuple[str, ...] = DEFAULT_OUTCOMES, stop: str = CLIENT_STOP, usage: str = USAGE_LINE) -> str:
     """The "exit codes" paragraph of a command's --help (shown verbatim: RawDescriptionHelpFormatter)."""
-    lines = [*outcomes, usage, stop]
+    lines = [*sorted([*outcomes, usage], key=lambda line: int(line.split()[0])), stop]
     return "exit codes:\n" + "\n".join(f"  {line}" for line in lines)
