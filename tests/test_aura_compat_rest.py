@@ -6,11 +6,14 @@ Each test names the section 7 row it satisfies ("row: consumer -> route").
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -259,3 +262,49 @@ def test_stall_kill_failure_message_is_auras_own(server: LiveServer) -> None:
     """Row: FinalExport job-failed / polling `failureDetails.message`: the E305 message is served as written."""
     # Not the pipeline's echo "Job was cancelled by user": the user never cancelled it.
     assert get(server, "/api/jobs/stall-kill/failure-details")["message"] == STALL_MESSAGE
+
+
+class AuraApiDouble(BaseHTTPRequestHandler):
+    """Aura's JobsController answering retry and cancel as AURA_API.md section 3 says (202 and its body)."""
+
+    def do_POST(self) -> None:
+        job_id, action = self.path.split("?")[0].split("/")[3:5]
+        body: dict[str, object] = {"jobId": job_id, "message": f"{action} requested", "correlationId": "0HN1:00000002"}
+        body |= (
+            {"currentStatus": "Running", "cleanupScheduled": True} if action == "cancel" else {"strategy": "automatic"}
+        )
+        data = json.dumps(body).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        type(self).seen.append(f"{action} {job_id}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    seen: ClassVar[list[str]] = []
+
+
+def test_cancel_and_retry_answer_ok_as_the_queue_and_force_complete_only_check(jobs_dir: Path) -> None:
+    """Rows: AVS FinalExport Force Complete -> POST …/cancel; JobQueue.tsx -> POST …/retry, …/cancel (only
+    `response.ok`); features/render/api/jobs.ts -> POST …/retry?strategy=. Forwarded to Aura (--upstream)."""
+    running(jobs_dir, "busy")
+    stall_kill(running(jobs_dir, "dead", percent=95, stage="Rendering"))
+    aura_api = ThreadingHTTPServer(("127.0.0.1", 0), AuraApiDouble)
+    threading.Thread(target=aura_api.serve_forever, daemon=True).start()
+    try:
+        upstream = f"http://127.0.0.1:{aura_api.server_address[1]}"
+        with live_server(jobs_dir, upstream=upstream) as live:
+            wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == 2, timeout=15, what="both jobs")
+            cancelled = httpx.post(f"{live.url}/api/jobs/busy/cancel", timeout=10)
+            retried = httpx.post(f"{live.url}/api/jobs/dead/retry?strategy=automatic", timeout=10)
+            assert cancelled.is_success and cancelled.json()["jobId"] == "busy", cancelled.text
+            assert retried.is_success and retried.json()["jobId"] == "dead", retried.text
+            assert AuraApiDouble.seen == ["cancel busy", "retry dead"]
+            # Pause and resume are Aura's own (docs/aura.md): not here, so route them to Aura.
+            assert httpx.post(f"{live.url}/api/jobs/busy/pause", timeout=10).status_code in (404, 405)
+    finally:
+        aura_api.shutdown()
+        aura_api.server_close()
