@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import secrets
 import threading
 from collections import OrderedDict, deque
@@ -164,7 +163,7 @@ class EventBroker:
             counts: dict[str, int] = {}
             omitted: dict[str, int] = {}
             if job_id is None:
-                chosen, counts, omitted = _bounded(self.tracker.jobs(), finished_limit)
+                chosen, counts, omitted = _bounded(self.tracker, finished_limit)
                 states = [frozen(state) for state in chosen]
             elif (state := self.tracker.get(job_id)) is not None:
                 states = [frozen(state)]
@@ -277,35 +276,19 @@ class EventBroker:
         return f"{self.boot}-{self._n}"
 
 
-def _finished_order(state: JobState) -> float:
-    record = state.record
-    assert record is not None
-    return record.completed_at or record.created_at or record.queued_at or state.first_seen
-
-
-def _bounded(
-    states: list[JobState], finished_limit: int | None
-) -> tuple[list[JobState], dict[str, int], dict[str, int]]:
+def _bounded(tracker: Tracker, finished_limit: int | None) -> tuple[list[JobState], dict[str, int], dict[str, int]]:
     """Every active job plus the `finished_limit` most recently finished, the counts by status, and what was left out.
 
     Why: 20,000 jobs make a 16 MB `connected` frame that every board downloads and parses on each
     (re)connect, while what a board shows first is what is running; old finished jobs are counted instead.
+    Read from the tracker's index (under its lock): no pass over the finished jobs, however many.
     """
-    counts: dict[str, int] = {}
-    active: list[JobState] = []
-    finished: list[JobState] = []
-    for state in states:
-        if state.record is None:
-            active.append(state)  # never readable: its snapshot is skipped later, it has no status to count
-            continue
-        status = state.record.status
-        counts[status.value] = counts.get(status.value, 0) + 1
-        (finished if status.terminal else active).append(state)
-    if finished_limit is None or len(finished) <= finished_limit:
-        return active + finished, counts, {}
-    kept = heapq.nlargest(finished_limit, finished, key=_finished_order)
-    omitted = dict(counts)
-    for state in active + kept:
+    index = tracker.index
+    counts = {status.value: n for status, n in index.counts().items() if n}
+    active = tracker.states(index.active())  # never-readable ones too: their snapshot is skipped later
+    kept = tracker.states(index.recently_finished(finished_limit))
+    omitted = {status: n for status, n in counts.items() if JobStatus(status).terminal}
+    for state in kept:
         if state.record is not None:
             omitted[state.record.status.value] -= 1
     return active + kept, counts, {status: n for status, n in omitted.items() if n}

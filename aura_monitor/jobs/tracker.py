@@ -7,9 +7,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .index import JobIndex
 from .model import JobRecord, JobStatus, ProgressPoint
 from .settle import VerdictHold
 from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
@@ -92,6 +93,7 @@ class Tracker:
         self._monotonic = monotonic
         self.lock = threading.RLock()
         self._jobs: dict[str, JobState] = {}
+        self.index = JobIndex()  # by status, recency, stalled, finished: read under `lock` (jobs/index.py)
         self._stalls = DeadlineHeap()
         self._unreadable = DeadlineHeap()
         self._seq = itertools.count(1)
@@ -119,6 +121,12 @@ class Tracker:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+    def states(self, ids: Iterable[str]) -> list[JobState]:
+        """The states of `ids` (an index read, taken under the lock), skipping any job gone meanwhile."""
+        with self.lock:
+            jobs = self._jobs
+            return [state for job_id in ids if (state := jobs.get(job_id)) is not None]
 
     def mono(self, at: float) -> float:
         """The monotonic instant matching wall-clock `at` (just observed), the instant deadlines are on."""
@@ -151,6 +159,7 @@ class Tracker:
             else:
                 self._update(state, record, at, m, out)
             self._rearm(state, at, m, out)
+            self.index.sync(state)
             return self._emit(out)
 
     def record_failure(self, job_id: str, path: str, error: str, at: float) -> list[Transition]:
@@ -167,6 +176,7 @@ class Tracker:
                 state.unreadable_since, state.unreadable_mono = at, m
                 self._unreadable.arm(job_id, m + self.unreadable_grace)
                 self._deadline_armed(m + self.unreadable_grace)
+            self.index.sync(state)
             return []
 
     def remove(self, job_id: str, at: float) -> list[Transition]:
@@ -176,6 +186,7 @@ class Tracker:
                 return []
             self._stalls.disarm(job_id)
             self._unreadable.disarm(job_id)
+            self.index.drop(job_id)
             return self._emit([self._make(state, TransitionKind.REMOVED, None, None, "job.json removed", at)])
 
     def set_verdict(self, job_id: str, verdict: Verdict | str, reason: str, at: float) -> list[Transition]:
@@ -221,11 +232,13 @@ class Tracker:
                 if state is None or state.record is None or state.stalled or state.progress_mono is None:
                     continue
                 self._mark_stalled(state, now, m, out)
+                self.index.sync(state)
             for job_id in self._unreadable.pop_due(m):
                 state = self._jobs.get(job_id)
                 if state is None or state.unreadable_mono is None:
                     continue
                 state.unreadable_reported = True
+                self.index.sync(state)
                 reason = f"job.json unreadable for {m - state.unreadable_mono:.0f} s: {state.last_parse_error}"
                 out.append(self._make(state, TransitionKind.UNREADABLE, None, None, reason, now))
             return self._emit(out)
