@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.support import wait_for
+from tests.support import wait_for, write_native
 from tests.support.aura_lifecycles import (
     JOB_QUEUE_TSX,
     PLUS_LINE,
@@ -308,3 +308,20 @@ def test_cancel_and_retry_answer_ok_as_the_queue_and_force_complete_only_check(j
     finally:
         aura_api.shutdown()
         aura_api.server_close()
+
+
+def test_logs_serve_a_log_file_only_from_the_allowed_roots(jobs_dir: Path, tmp_path: Path) -> None:
+    """/logs reads content, so only under the allowed roots (docs/security.md): a native job's log inside the
+    jobs dir is served from its end; one naming a file elsewhere gets the record's own tail instead."""
+    inside = jobs_dir / "inside" / "job.log"
+    inside.parent.mkdir(parents=True)
+    inside.write_text("".join(f"line {n}\n" for n in range(3)))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve\n")
+    write_native(jobs_dir, "inside", logPath=str(inside), logs=["from the record"])
+    write_native(jobs_dir, "outside", logPath=str(secret), logs=["from the record"])
+    with live_server(jobs_dir) as live:
+        wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == 2, timeout=15, what="both jobs")
+        assert httpx.get(f"{live.url}/api/jobs/inside/logs", timeout=5).text == "line 0\nline 1\nline 2"
+        refused = httpx.get(f"{live.url}/api/jobs/outside/logs", timeout=5).text
+    assert refused == "from the record" and "do not serve" not in refused
