@@ -4,12 +4,13 @@ even a SIGSTOPped ffmpeg: it is resumed first, so it quits on its own instead of
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
 from tests.support import wait_for
 from tests.support.board import enqueue
-from tests.support.cli import Running
+from tests.support.cli import Running, run_piped
 from tests.support.pipeline import kill_pid, process_state, record, render_encoder
 
 # Long enough that a stopped ffmpeg left to its grace period would keep the worker past the deadline below.
@@ -39,3 +40,11 @@ def test_sigterm_to_the_worker_stops_its_render_and_a_stopped_ffmpeg_without_wai
         worker.close()
         kill_pid(encoder_pid)
         kill_pid(render_pid)
+
+
+def test_a_worker_on_a_taken_metrics_port_is_one_line_and_exit_2(jobs_dir: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run_piped("worker", "--jobs-dir", str(jobs_dir), "--metrics-port", str(port), "--exit-when-idle")
+    assert done.code == 2 and done.err.splitlines()[-1].startswith("aura-monitor worker: error: cannot serve /metrics")
+    assert "Traceback" not in done.err and "--metrics-port" in done.err

@@ -244,9 +244,11 @@ def test_watch_on_a_terminal_draws_a_bar_and_ends_with_the_outcome(jobs_dir: Pat
     assert "job completed" in done.text and "output: /v/x.mp4" in done.text and "100%" in done.text
 
 
-def test_watch_dash_o_wide_stamps_each_piped_line_with_the_time(jobs_dir: Path) -> None:
-    write_native(jobs_dir, "job", status="completed", stage="Complete", percent=100, outputPath="/v/x.mp4")
+def test_watch_dash_o_wide_stamps_each_piped_line_with_the_time_and_never_cuts_a_line(jobs_dir: Path) -> None:
+    output = "/videos/" + "a-long-folder-name/" * 6 + "x.mp4"
+    write_native(jobs_dir, "job", status="completed", stage="Complete", percent=100, outputPath=output)
     with live_server(jobs_dir) as server, watching(server.url, "job", "-o", "wide") as watch:
         assert watch.exit_code() == 0
     stamped = [line for line in watch.seen if re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d job: ", line)]
     assert stamped and "completed" in stamped[0], watch.seen
+    assert f"output: {output}\n" in watch.seen  # longer than 80 columns, on one line, whole

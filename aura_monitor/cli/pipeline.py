@@ -31,7 +31,7 @@ from ..pipeline.worker import Worker, WorkerSettings
 from ..pipeline.workspace import JobWorkspace
 from ..records import read_record
 from ..reporter import CancelWatch, tracer_provider_from_env
-from .exits import DAEMON_STOP, epilog
+from .exits import DAEMON_STOP, UsageError, epilog
 
 _RAW = argparse.RawDescriptionHelpFormatter  # keeps the exit-code table's lines
 
@@ -189,7 +189,11 @@ def _worker_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="Run queued jobs of a jobs dir, each in its own render process.",
         description="Run queued jobs by priority (lower first, then oldest), each in its own render process, "
         "honouring cancel and retry requests; serves Prometheus /metrics with --metrics-port.",
-        epilog=epilog(("0    stopped on request, or idle with --exit-when-idle",), DAEMON_STOP),
+        epilog=epilog(
+            ("0    stopped on request, or idle with --exit-when-idle",),
+            DAEMON_STOP,
+            "2    usage error (a bad flag or value) or the --metrics-port is already in use",
+        ),
         formatter_class=_RAW,
     )
     _jobs_dir_flag(parser)
@@ -233,7 +237,13 @@ def run_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stopping)
     server = None
     if args.metrics_port is not None:
-        server, _ = start_http_server(args.metrics_port, addr=args.metrics_host, registry=registry)
+        try:
+            server, _ = start_http_server(args.metrics_port, addr=args.metrics_host, registry=registry)
+        except OSError as exc:  # before any job starts: nothing to stop yet
+            raise UsageError(
+                f"cannot serve /metrics on {args.metrics_host}:{args.metrics_port}: {exc.strerror or exc}; "
+                "pick another --metrics-port"
+            ) from None
         print(f"metrics on http://{args.metrics_host}:{server.server_port}/metrics", file=sys.stderr, flush=True)
     try:
         worker.run(stop, exit_when_idle=args.exit_when_idle)
