@@ -44,6 +44,7 @@ LIFECYCLES = {
     "cancel": ("cancelled", "idle", "canceled"),
     "pause": ("paused", "idle", "paused"),
     "old-build-cancel": ("cancelled", "idle", "canceled"),
+    "old-build-done": ("completed", "completed", "done"),
     "plain-failure": ("failed", "failed", "failed"),
     "running": ("running", "running", "running"),
     "queued": ("queued", "idle", "queued"),
@@ -63,6 +64,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # The old build (no Paused): 5 is Canceled there, told apart by CanceledUtc.
     cancel(running(jobs_dir, "old-build-cancel"), status=SKIPPED)
     fail_plainly(running(jobs_dir, "plain-failure"))
+    # ... and 2 is Done there (Paused in current builds), told apart by CompletedUtc.
+    old_done = running(jobs_dir, "old-build-done")
+    succeed(old_done, root / "Videos" / "old.mp4")
+    old_done.status = 2
+    old_done.write()
     running(jobs_dir, "running")
     AuraJob(jobs_dir, id="queued", status=QUEUED, created=time.time()).write()
     with live_server(jobs_dir) as live:
