@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     external_url: str | None = Field(
         None, description="URL browsers and alert links use to reach this sidecar (default http://<host>:<port>)"
     )
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus (or Thanos Query) scraping the fleet's sidecars, for GET /api/fleet and the board's "
+        "Fleet view, e.g. http://prometheus:9090",
+    )
     allowed_host: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="extra Host name the API answers to besides loopback and --external-url's (repeatable; * = any; "

@@ -45,7 +45,10 @@ class Sidecar:
         self.thresholds = Thresholds.from_settings(settings)
         self.jobs_dir = settings.jobs_dir.absolute()
         self.tracker = Tracker(
-            self.thresholds, unreadable_grace=settings.unreadable_grace, monotonic=self.clock.monotonic
+            self.thresholds,
+            unreadable_grace=settings.unreadable_grace,
+            monotonic=self.clock.monotonic,
+            node=settings.node,
         )
         self.transition_metrics = TransitionMetrics(self.registry)
         self.ingestor = Ingestor(self.jobs_dir, self.tracker, self.clock, self.transition_metrics.lag.observe)

@@ -51,6 +51,7 @@ class Job(_Camel):
     """One job, normalized from whichever format its writer used."""
 
     id: str
+    node: str | None = Field(description="the render node whose sidecar tracks this job (--node)")
     status: JobStatus
     stage: str
     percent: float
@@ -231,6 +232,7 @@ def queue_item(state: JobState, record: JobRecord, now: float) -> QueueItem:
 def _job_fields(state: JobState, record: JobRecord, now: float) -> dict[str, Any]:
     return dict(
         id=state.id,
+        node=state.node,
         status=record.status,
         stage=record.stage,
         percent=record.percent,

@@ -138,7 +138,8 @@ def test_bad_input_gets_a_problem_never_a_500(client: TestClient, url: str, stat
 
 
 def test_health_readiness_metrics_and_openapi(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    node = client.app.state.sidecar.settings.node  # type: ignore[attr-defined]
+    assert client.get("/healthz").json() == {"status": "ok", "node": node}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["watcherAlive"] is True
     metrics = client.get("/metrics", follow_redirects=False)

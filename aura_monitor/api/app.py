@@ -9,14 +9,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from .. import __version__
 from ..events import watch_server_exit
 from ..sidecar import Sidecar
-from . import aura, board, control, events, jobs, problems, runbooks
+from . import aura, board, control, events, fleet, jobs, problems, runbooks
 from .guard import BrowserGuard
 from .limits import StreamCap, bound_loop_errors
+from .scrape import exposition_response
 
 
 def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -55,16 +55,19 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(control.router)
     app.include_router(board.router)
     app.include_router(runbooks.router)
+    app.include_router(fleet.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+        """Liveness: the process answers (and says which node it watches)."""
+        return {"status": "ok", "node": sidecar.settings.node}
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready"}})
     def readyz(request: Request) -> JSONResponse:
         """Readiness: jobs dir, file watcher and stall timer; degraded (still 200) when some dirs are unwatched."""
         checks: dict[str, Any] = {
+            "node": sidecar.settings.node,
+            "externalUrl": sidecar.settings.resolved_external_url,
             "jobsDir": str(sidecar.jobs_dir),
             "jobsDirExists": sidecar.watcher.root_exists,
             "watcherAlive": sidecar.watcher.observer_alive,
@@ -91,8 +94,8 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
         return JSONResponse(checks, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
-    def metrics() -> Response:
-        """Prometheus exposition (a plain route: a mounted app would answer 307)."""
-        return Response(sidecar.exposition(), media_type=CONTENT_TYPE_LATEST)
+    def metrics(request: Request) -> Response:
+        """Prometheus exposition (a plain route: a mounted app would answer 307), gzip'd when asked."""
+        return exposition_response(sidecar.exposition(), request.headers.get("accept-encoding", ""))
 
     return app

@@ -80,6 +80,7 @@ def _stream(
         retry_ms=settings.sse_retry_ms,
         aura_progress=aura_progress,
         finished_limit=None if snapshot == "all" else settings.snapshot_finished,
+        node=settings.node,
     )
 
 

@@ -1,5 +1,6 @@
 // The board: wires the store, the stream, the table, the panel and the controls around them.
 
+import { FleetView } from "./fleet.js";
 import { EventStream } from "./stream.js";
 import { JobPanel } from "./panel.js";
 import { JobStore } from "./store.js";
@@ -74,6 +75,10 @@ async function loadJobsDir() {
   try {
     const response = await fetch("readyz", { headers: { Accept: "application/json" } });
     const body = await response.json();
+    if (body?.node) {
+      const tab = document.getElementById("tab-node");
+      tab.textContent = `This node: ${body.node}`;
+    }
     if (body?.jobsDir) {
       part("jobs-dir").textContent = body.jobsDir;
       part("jobs-dir").title = `Watching ${body.jobsDir}`;
@@ -156,6 +161,7 @@ function setHash(changes) {
 
 function followHash() {
   const params = readHash();
+  showView(params.get("view") === "fleet" ? "fleet" : "node", { remember: false });
   const status = params.get("status") ?? "";
   searchInput.value = params.get("q") ?? "";
   statusSelect.value = [...statusSelect.options].some((o) => o.value === status) ? status : "";
@@ -165,6 +171,37 @@ function followHash() {
   if (job && job !== panel.id) openJob(job);
   else if (!job && panel.isOpen) panel.close();
 }
+
+// -- views: this node's jobs (live from /api/events) or the fleet (polled from /api/fleet) ----------------
+const fleet = new FleetView({ root: part("fleet") });
+const viewTabs = [...part("views").querySelectorAll('[role="tab"]')];
+
+function showView(name, { remember = true, focus = false } = {}) {
+  for (const tab of viewTabs) {
+    const on = tab.dataset.view === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    document.getElementById(tab.getAttribute("aria-controls")).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+  fleet.show(name === "fleet");
+  if (remember) setHash({ view: name === "fleet" ? "fleet" : null });
+}
+
+part("views").addEventListener("click", (event) => {
+  const tab = event.target.closest('[role="tab"]');
+  if (tab) showView(tab.dataset.view);
+});
+// The tabs pattern: arrows (and Home/End) move between tabs and show the one reached.
+part("views").addEventListener("keydown", (event) => {
+  const index = viewTabs.indexOf(event.target);
+  if (index < 0) return;
+  const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: viewTabs.length - 1 };
+  if (!(event.key in moves)) return;
+  event.preventDefault();
+  const next = viewTabs[(moves[event.key] + viewTabs.length) % viewTabs.length];
+  showView(next.dataset.view, { focus: true });
+});
 
 followHash();
 window.addEventListener("hashchange", followHash);

@@ -107,8 +107,10 @@ class EventStreamResponse(Response):
         retry_ms: int,
         aura_progress: bool = False,
         finished_limit: int | None = None,
+        node: str | None = None,
     ) -> None:
         self.broker = broker
+        self.node = node
         self.finished_limit = finished_limit
         self.job_id = job_id
         self.last_event_id = last_event_id
@@ -246,6 +248,8 @@ class EventStreamResponse(Response):
             "serverTime": format_iso(self.clock.now()),
             "heartbeatSeconds": self.heartbeat,
         }
+        if self.node is not None:
+            data["node"] = self.node  # which render node this stream (and every job in it) is from
         if opening.job_id is not None:
             data.update(jobId=opening.job_id, job=opening.snapshot)
             # Aura's ConnectedEventDto spelling (its FinalExport only needs the event to arrive).

@@ -61,6 +61,7 @@ class JobState:
     stalled_mono: float | None = None
     unreadable_mono: float | None = None
     monotonic: Callable[[], float] | None = None
+    node: str | None = None  # the render node this job runs on (the tracker's, the same for every job)
     samples: deque[ProgressPoint] = field(default_factory=lambda: deque(maxlen=SAMPLES))
     transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT))
 
@@ -85,12 +86,14 @@ class Tracker:
         thresholds: Thresholds,
         unreadable_grace: float = 10.0,
         monotonic: Callable[[], float] | None = None,
+        node: str | None = None,
     ) -> None:
         """`monotonic` times every deadline (the sidecar passes its clock's); without it the `at` and `now`
-        passed in are used, so tests can drive the tracker by hand."""
+        passed in are used, so tests can drive the tracker by hand. `node` names the render node on each job."""
         self.thresholds = thresholds
         self.unreadable_grace = unreadable_grace
         self._monotonic = monotonic
+        self.node = node
         self.lock = threading.RLock()
         self._jobs: dict[str, JobState] = {}
         self.index = JobIndex()  # by status, recency, stalled, finished: read under `lock` (jobs/index.py)
@@ -146,7 +149,7 @@ class Tracker:
             state = self._jobs.get(record.id)
             out: list[Transition] = []
             if state is None:
-                state = JobState(id=record.id, path=path, first_seen=at, monotonic=self._monotonic)
+                state = JobState(id=record.id, path=path, first_seen=at, monotonic=self._monotonic, node=self.node)
                 self._jobs[record.id] = state
             state.path, state.file_mtime = path, mtime
             if state.unreadable_since is not None:
@@ -167,7 +170,7 @@ class Tracker:
         with self.lock:
             state = self._jobs.get(job_id)
             if state is None:
-                state = JobState(id=job_id, path=path, first_seen=at, monotonic=self._monotonic)
+                state = JobState(id=job_id, path=path, first_seen=at, monotonic=self._monotonic, node=self.node)
                 self._jobs[job_id] = state
             state.parse_failures += 1
             state.last_parse_error = error
