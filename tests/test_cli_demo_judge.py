@@ -46,7 +46,7 @@ def test_a_job_that_never_reaches_its_verdict_fails_20_s_after_stalling() -> Non
     job = _hung()
     _feed(job, [Verdict.NO_PROGRESS] * 15)
     assert job.failure(T0 + 15) is None and not job.decided(T0 + 15)
-    assert job.failure(T0 + 21) == "process_hung not reached within 20 s of the fault showing"
+    assert job.failure(T0 + 21) == "process_hung not reached within 20 s of the fault showing; showed no_progress x15"
     assert job.decided(T0 + 21)
 
 
@@ -82,7 +82,9 @@ def test_a_stall_that_ends_before_its_verdict_came_fails() -> None:
     job = _hung()
     _feed(job, [Verdict.NO_PROGRESS] * 3)
     job.observe(Sample(T0 + 3, None, False, None, False, "running"))
-    assert job.failure(T0 + 3) == "the job recovered (progress resumed) before showing process_hung"
+    assert job.failure(T0 + 3) == (
+        "the job recovered (progress resumed) before showing process_hung; showed no_progress x3"
+    )
 
 
 def test_a_capped_job_is_judged_from_when_it_is_quiet_while_finalizing_and_may_stall() -> None:

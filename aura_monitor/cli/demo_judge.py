@@ -57,6 +57,7 @@ class JobJudgement:
     held: int = 0  # samples since reached_at showing the expected verdict
     after: int = 0  # samples since reached_at
     others: dict[str, int] = field(default_factory=dict)  # what the other samples since reached_at showed
+    before: dict[str, int] = field(default_factory=dict)  # what the samples between onset and reached_at showed
     last_at: float | None = None
 
     def observe(self, sample: Sample) -> list[str]:
@@ -87,6 +88,9 @@ class JobJudgement:
         if self.reached_at is None and sample.verdict == self.expected and self._counts(sample):
             self.reached_at = sample.at
             news.append(f"reached {self.expected}" + (f" {self.latency:.0f} s after stalling" if self.latency else ""))
+        if self.reached_at is None and self.onset_at is not None:
+            key = str(sample.verdict or "no verdict")
+            self.before[key] = self.before.get(key, 0) + 1
         if self.reached_at is not None:
             self.after += 1
             if sample.verdict == self.expected:
@@ -119,17 +123,18 @@ class JobJudgement:
         if self.expectation in (Expectation.COMPLETES, Expectation.QUIET_NOT_STALLED) and self.ever_stalled:
             return "stalled, but it should not have"
         if self.reached_at is None:
+            showed = f"; showed {_counts(self.before)}" if self.before else ""
             if self.ended_at is not None:
-                return f"the job {self.ended_as} before showing {self.expected}"
+                return f"the job {self.ended_as} before showing {self.expected}{showed}"
             if self.onset_at is not None and now - self.onset_at > REACH_WITHIN_S:
-                return f"{self.expected} not reached within {REACH_WITHIN_S:g} s of the fault showing"
+                return f"{self.expected} not reached within {REACH_WITHIN_S:g} s of the fault showing{showed}"
             return None
         if self.latency is not None and self.latency > REACH_WITHIN_S:
             return f"reached {self.latency:.0f} s after stalling (limit {REACH_WITHIN_S:g} s)"
         share = self.share
         if share is not None and share < HOLD_SHARE:
-            shown = ", ".join(f"{code} x{n}" for code, n in sorted(self.others.items(), key=lambda kv: -kv[1]))
-            return f"held in {share:.0%} of {self.after} samples (needs {HOLD_SHARE:.0%}); also showed {shown}"
+            needs = f"needs {HOLD_SHARE:.0%}"
+            return f"held in {share:.0%} of {self.after} samples ({needs}); also showed {_counts(self.others)}"
         return None
 
     def decided(self, now: float, hold_s: float = HOLD_S) -> bool:
@@ -150,8 +155,15 @@ class JobJudgement:
         failure = self.failure(now)
         if failure is None and self.reached_at is not None:
             return "ok"
+        if failure is None and not finished:
+            return "…"
+        if failure is None and self.onset_at is None:
+            return "MISSED: never showed its fault"
         if failure is None:
-            return (
-                "MISSED: " + ("never showed its fault" if self.onset_at is None else "not reached") if finished else "…"
-            )
+            return f"MISSED: {self.expected} not reached" + (f"; showed {_counts(self.before)}" if self.before else "")
         return f"MISSED: {failure}"
+
+
+def _counts(seen: dict[str, int]) -> str:
+    """`process_hung x12, no_progress x2`: most shown first."""
+    return ", ".join(f"{code} x{n}" for code, n in sorted(seen.items(), key=lambda kv: -kv[1]))
