@@ -17,8 +17,11 @@ import httpx
 import pytest
 
 from aura_monitor.events.subscriber import Ending
-from tests.support import wait_for, write_native
+from tests.support import STARTUP_S, wait_for, write_native
 from tests.support.live_server import LiveServer, Received, SseClient, live_server
+
+# A deadline only a hang reaches: these tests assert what arrives, never how fast (that is bench/'s job).
+HANG_S = 30.0
 
 
 def n_of(event_id: str | None) -> int:
@@ -78,9 +81,9 @@ def test_a_job_going_from_queued_to_completed_streams_connected_each_change_and_
         wait_for(lambda: revision_seen(server, "job", 1), what="the queued job")
         one = SseClient(server.port, "/api/jobs/job/events")
         every = SseClient(server.port, "/api/events")
-        connected = one.wait_for_event("connected")
-        every.wait_for_event("connected")
-        assert connected.mono - one.opened_at < 0.5
+        # Connected is sent on subscribing (how fast is bench/'s business, not this test's).
+        connected = one.wait_for_event("connected", timeout=HANG_S)
+        every.wait_for_event("connected", timeout=HANG_S)
         assert connected.retry == 2000 and connected.data["resync"] is False
         assert connected.data["job"]["status"] == "queued" and connected.data["job"]["steps"]
         assert one.response.headers["content-type"].startswith("text/event-stream")
@@ -279,15 +282,19 @@ def test_a_client_that_never_reads_keeps_memory_bounded_and_delays_no_one(jobs_d
         elapsed = time.monotonic() - began
         wait_for(
             lambda: all(revision_seen(server, j, last_revision(j, flood, writes)) for j in flood),
-            timeout=10,
+            timeout=HANG_S,
             what="every flood job's last write ingested",
         )
         assert stuck_subscriber.ending is Ending.OVERFLOW
         assert peak_queue[0] <= 50 + len(flood) + 1  # status events, plus one progress per job (and the marker)
-        wait_for(lambda: broker.counts()["all"] == 1, timeout=5, what="the stuck client to be cut loose")
-        assert max(latencies) < 0.5, f"marker latency while flooding: {sorted(latencies)}"
+        wait_for(lambda: broker.counts()["all"] == 1, timeout=HANG_S, what="the stuck client to be cut loose")
+        # Every marker reached the reader during the flood (wait_for_progress fails on the first that does not):
+        # the stuck client held nobody up. How fast is measured by bench/, not asserted here.
+        assert len(latencies) >= 10
         last = n_of(broker.last_id)  # the newest event is never coalesced away: once it is in, all are
-        reader.wait(lambda ev: any(e.id and n_of(e.id) >= last for e in ev), what="the reader to catch up")
+        reader.wait(
+            lambda ev: any(e.id and n_of(e.id) >= last for e in ev), timeout=HANG_S, what="the reader to catch up"
+        )
         published = {e.n for e in broker.buffered() if e.name.value == "step-status" and e.job_id in flood}
         received = {n_of(e.id) for e in reader.events if e.name == "step-status" and e.data["jobId"] in flood}
         assert published <= received
@@ -304,7 +311,7 @@ def wait_for_progress(client: SseClient, job_id: str, message: str) -> Received:
     def matching(event: Received) -> bool:
         return event.name == "step-progress" and event.data["jobId"] == job_id and event.data["message"] == message
 
-    client.wait(lambda events: any(matching(e) for e in events), timeout=5, what=f"{job_id}: {message}")
+    client.wait(lambda events: any(matching(e) for e in events), timeout=HANG_S, what=f"{job_id}: {message}")
     return next(e for e in client.events if matching(e))
 
 
@@ -313,19 +320,23 @@ def last_revision(job_id: str, flood: list[str], writes: int) -> int:
     return max(k for k in range(1, writes + 1) if k % len(flood) == index) + 1
 
 
-def test_the_server_stops_within_a_second_with_clients_connected(jobs_dir: Path) -> None:
+def test_the_server_stops_with_clients_connected_by_ending_their_streams_itself(jobs_dir: Path) -> None:
     write_native(jobs_dir, "job", status="running", revision=1)
-    with live_server(jobs_dir) as server:
+    # uvicorn lets open responses finish for this long, then cuts them off: a stream that did not end on its
+    # own would hold the stop for the whole of it, so stopping well inside it shows the streams ended.
+    graceful_s = 2 * HANG_S
+    with live_server(jobs_dir, graceful_shutdown_s=graceful_s) as server:
         wait_for(lambda: revision_seen(server, "job", 1), what="the job")
         clients = [SseClient(server.port, "/api/jobs/job/events") for _ in range(5)]
         clients += [SseClient(server.port, "/api/events") for _ in range(5)]
         clients.append(SseClient(server.port, "/api/jobs/job/progress/stream"))
         for client in clients:
-            client.wait_for_event("connected")
-        took = server.stop()
-        assert took < 1.0, f"shutdown took {took:.2f} s"
+            client.wait_for_event("connected", timeout=HANG_S)
+        took = server.stop(timeout=graceful_s + HANG_S)
+        assert took < graceful_s, f"shutdown waited out uvicorn's {graceful_s:g} s grace ({took:.1f} s)"
         for client in clients:
-            client.wait_ended(1)
+            client.wait_ended(HANG_S)
+            assert client.finished, f"{client.path} was cut off, not ended by the server"
 
 
 def free_port() -> int:
@@ -335,7 +346,7 @@ def free_port() -> int:
         return port
 
 
-def test_aura_monitor_serve_exits_within_a_second_of_sigterm_with_streams_open(jobs_dir: Path) -> None:
+def test_aura_monitor_serve_exits_on_sigterm_with_streams_open_and_ends_each_of_them(jobs_dir: Path) -> None:
     write_native(jobs_dir, "job", status="running", revision=1)
     port = free_port()
     env = {**os.environ, "AURA_MONITOR_LOG_LEVEL": "warning"}
@@ -346,18 +357,17 @@ def test_aura_monitor_serve_exits_within_a_second_of_sigterm_with_streams_open(j
         env=env,
     )
     try:
-        wait_for(lambda: _answers(port), timeout=15, what="the server to listen")
+        wait_for(lambda: _answers(port), timeout=STARTUP_S, what="the server to listen")
         clients = [SseClient(port, "/api/jobs/job/events") for _ in range(3)]
         clients += [SseClient(port, "/api/events") for _ in range(3)]
         for client in clients:
-            client.wait_for_event("connected")
-        began = time.monotonic()
+            client.wait_for_event("connected", timeout=HANG_S)
         process.send_signal(signal.SIGTERM)
-        process.wait(10)
-        took = time.monotonic() - began
-        assert took < 1.0, f"serve took {took:.2f} s to exit"
+        assert process.wait(STARTUP_S) == 0
+        # serve's grace is uvicorn's 1 s: a stream the signal did not end would be cut off (no last chunk).
         for client in clients:
-            client.wait_ended(1)
+            client.wait_ended(HANG_S)
+            assert client.finished, f"{client.path} was cut off, not ended by the server"
     finally:
         if process.poll() is None:
             process.kill()

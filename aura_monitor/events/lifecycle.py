@@ -23,7 +23,10 @@ def running_uvicorn_server() -> Any | None:
     """The uvicorn Server of this process, when it installed its signal handlers (main thread only)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         owner = getattr(signal.getsignal(sig), "__self__", None)
-        if owner is not None and type(owner).__module__.startswith("uvicorn") and hasattr(owner, "should_exit"):
+        # Any class in its ancestry: `serve` runs a subclass of uvicorn's Server (defined in aura_monitor), and
+        # checking only its own class missed it, so SIGTERM left every stream to be cut off after the grace.
+        from_uvicorn = any(cls.__module__.startswith("uvicorn") for cls in type(owner).__mro__)
+        if owner is not None and from_uvicorn and hasattr(owner, "should_exit"):
             return owner
     return None
 

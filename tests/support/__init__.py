@@ -13,6 +13,11 @@ from aura_monitor.records import SCHEMA
 
 T = TypeVar("T")
 
+# The ceiling for a subprocess (`python -m aura_monitor`, Prometheus, Alertmanager) to start and answer. A
+# bound only a hang reaches, not a wait: starting `python -m aura_monitor` took 17 s of wall time on the
+# shared 2-core machine at load 20, and a 15-20 s ceiling failed tests there. Every start-up wait uses this.
+STARTUP_S = 60.0
+
 
 def wait_for(
     probe: Callable[[], T | None],

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
+from tests.support import STARTUP_S
+
 AURA = [sys.executable, "-m", "aura_monitor"]
 
 
@@ -41,12 +43,12 @@ class Done:
         return _ANSI.sub("", self.out).replace("\r\n", "\n")
 
 
-def run_piped(*args: str, timeout: float = 60.0) -> Done:
+def run_piped(*args: str, timeout: float = STARTUP_S) -> Done:
     done = subprocess.run([*AURA, *args], capture_output=True, text=True, timeout=timeout, env=piped_env())
     return Done(done.returncode, done.stdout, done.stderr)
 
 
-def run_in_pty(*args: str, columns: int = 160, timeout: float = 60.0) -> Done:
+def run_in_pty(*args: str, columns: int = 160, timeout: float = STARTUP_S) -> Done:
     """The command with stdin/stdout on a pseudo-terminal of `columns` columns (stderr piped)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
@@ -115,7 +117,7 @@ class Running:
             return
         (self.out if name == "out" else self.err).append(line)
 
-    def expect(self, text: str, stream: str = "out", timeout: float = 20.0) -> str:
+    def expect(self, text: str, stream: str = "out", timeout: float = STARTUP_S) -> str:
         """The first line of `stream` holding `text` (waiting for it with a deadline)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -127,7 +129,7 @@ class Running:
                 raise AssertionError(f"never printed {text!r} on std{stream}; out={self.out} err={self.err}")
             self._drain(0.05)
 
-    def wait(self, timeout: float = 20.0) -> int:
+    def wait(self, timeout: float = STARTUP_S) -> int:
         """The exit code, once every line the process wrote has been read."""
         code = self.process.wait(timeout)
         for pump in self._pumps:

@@ -27,11 +27,16 @@ from tests.support import wait_for
 class LiveServer:
     """`create_app(sidecar)` served by uvicorn on 127.0.0.1:<free port> in a background thread."""
 
-    def __init__(self, sidecar: Sidecar, port: int = 0) -> None:
+    def __init__(self, sidecar: Sidecar, port: int = 0, *, graceful_shutdown_s: float = 1.0) -> None:
         self.sidecar = sidecar
         self.app = create_app(sidecar)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=graceful_shutdown_s,
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.app.state.uvicorn_server = self.server  # no signal handlers in a thread: hand the server over
@@ -58,9 +63,15 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(jobs_dir: Path, port: int = 0, **settings: Any) -> Iterator[LiveServer]:
-    """A started server around a new Sidecar on `jobs_dir`; stopped (and the sidecar with it) at the end."""
-    server = LiveServer(Sidecar(load_settings(jobs_dir=jobs_dir, **settings)), port).start()
+def live_server(
+    jobs_dir: Path, port: int = 0, *, graceful_shutdown_s: float = 1.0, **settings: Any
+) -> Iterator[LiveServer]:
+    """A started server around a new Sidecar on `jobs_dir`; stopped (and the sidecar with it) at the end.
+
+    `graceful_shutdown_s` is how long uvicorn lets open responses finish on stop before cancelling them.
+    """
+    sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, **settings))
+    server = LiveServer(sidecar, port, graceful_shutdown_s=graceful_shutdown_s).start()
     try:
         yield server
     finally:
@@ -103,6 +114,7 @@ class SseClient:
         self.events: list[Received] = []
         self.response = _Response()
         self.ended = threading.Event()  # the server finished the response (or closed the connection)
+        self.finished = False  # the response's last chunk came: the server ended the stream, it was not cut off
         self.opened_at = 0.0
         self._lock = threading.Condition()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -156,6 +168,7 @@ class SseClient:
                         return
                     buffer += chunk
                 if size == 0:
+                    self.finished = True
                     return
                 text += buffer[:size].decode()
                 buffer = buffer[size + 2 :]

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import wait_for
+from tests.support import STARTUP_S, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = ROOT / "alerts"
@@ -102,7 +102,7 @@ def managed(name: str, argv: list[str], log_path: Path, env: dict[str, str] | No
         process.stop()
 
 
-def wait_ready(process: ManagedProcess, url: str, timeout: float = 20.0) -> None:
+def wait_ready(process: ManagedProcess, url: str, timeout: float = STARTUP_S) -> None:
     def ready() -> bool:
         process.check_alive()
         return httpx.get(url, timeout=2).status_code == 200
