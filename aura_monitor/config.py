@@ -35,6 +35,15 @@ def default_jobs_dir() -> Path:
     return aura_data_root() / "jobs"
 
 
+def default_state_dir() -> Path:
+    """The platform's per-user data dir for aura-monitor: $XDG_DATA_HOME/aura-monitor and its equivalents."""
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "aura-monitor"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "aura-monitor"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "aura-monitor"
+
+
 CONFIG_FORMATS = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
 
 
@@ -133,7 +142,18 @@ class Settings(BaseSettings):
     upstream: str | None = Field(None, description="Aura API to forward retry/cancel to, e.g. http://127.0.0.1:5005")
     upstream_timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for the upstream Aura API")
     state_dir: Path | None = Field(
-        None, description="where retry history is kept (default <jobs dir>/<job id>/monitor/retries.json)"
+        None,
+        description="the sidecar's own data: history.db, and retry history when set (default: history in the "
+        "platform data dir, e.g. ~/.local/share/aura-monitor; retries in <jobs dir>/<job id>/monitor/retries.json)",
+    )
+    history: str | None = Field(
+        None, description="incident history database URL (default sqlite:///<state dir>/history.db)"
+    )
+    history_retention: float = Field(
+        30 * 86400.0, gt=0, description="seconds of history kept (runs, stages, closed incidents); 30 days"
+    )
+    history_queue: int = Field(
+        10_000, ge=1, le=10_000_000, description="history operations queued for the writer before new ones are dropped"
     )
     retry_max: int = Field(3, ge=0, le=100, description="retries allowed per job within the retry window")
     retry_backoff: float = Field(5.0, ge=0, description="seconds before the second retry; doubles for each later one")
@@ -223,6 +243,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         init_kwargs: dict[str, Any] = getattr(init_settings, "init_kwargs", {})
         return init_settings, env_settings, _ConfigFileSource(settings_cls, init_kwargs)
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        """--state-dir, else the platform's data dir for aura-monitor (never Aura's jobs dir)."""
+        return self.state_dir or default_state_dir()
 
     @property
     def resolved_ffmpeg_log_dir(self) -> Path:

@@ -16,6 +16,7 @@ from .config import Settings
 from .control import ControlService
 from .diagnosis.service import DiagnosisService
 from .events import EventBroker
+from .history import History
 from .jobs.stages import stage_key
 from .jobs.stall import Thresholds
 from .jobs.tracker import Tracker
@@ -104,6 +105,9 @@ class Sidecar:
         self.tracker.subscribe(self.job_tracer.observe)
         self.tracker.subscribe(self.events.publish)
         self.tracker.subscribe(self.diagnosis.observe)
+        # Last, after diagnosis: the history only enqueues (a bounded queue; its own thread writes the database).
+        self.history = History(settings, self.tracker, self.clock, self.registry, scanned=lambda: self.watcher.ready)
+        self.tracker.subscribe(self.history.observe)
         self._started = False
 
     def _count(self, batch: Sequence[Transition]) -> None:
@@ -120,6 +124,7 @@ class Sidecar:
         self.events.reopen()
         self.ingestor.start()
         self.diagnosis.start()
+        self.history.start()
         self.stall_timer.start()
         self.watcher.start()
         log.info("watching %s (%s)", self.jobs_dir, self.settings.watch)
@@ -133,6 +138,7 @@ class Sidecar:
         self.stall_timer.stop()
         self.diagnosis.stop()
         self.ingestor.stop()
+        self.history.stop()
         self.job_tracer.close(self.clock.now())
         if self._owns_tracer_provider and isinstance(self.tracer_provider, SdkTracerProvider):
             self.tracer_provider.force_flush()

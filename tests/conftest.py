@@ -12,6 +12,12 @@ from tests.support.media import LiveEncoder, render, start_encoder, truncate
 pytest_plugins = ["tests.support.board_fixtures", "tests.support.reporter_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def _history_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sidecar a test starts (and its subprocesses) keeps its incident history in the test's tmp dir."""
+    monkeypatch.setenv("AURA_MONITOR_HISTORY", f"sqlite:///{tmp_path / 'history.db'}")
+
+
 @pytest.fixture
 def jobs_dir(tmp_path: Path) -> Path:
     path = tmp_path / "jobs"

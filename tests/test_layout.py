@@ -27,6 +27,7 @@ FLOORS: dict[str, int] = {
     "events": 4,
     "telemetry": 4,
     "pipeline": 4,
+    "history": 4,
     "sidecar": 5,
     "api": 6,
     "cli": 7,

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from .. import __version__
 from ..events import watch_server_exit
 from ..sidecar import Sidecar
-from . import aura, board, control, events, fleet, jobs, problems, runbooks
+from . import aura, board, control, events, fleet, incidents, jobs, problems, runbooks
 from .guard import BrowserGuard
 from .limits import StreamCap, bound_loop_errors
 from .scrape import exposition_response
@@ -56,6 +56,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(board.router)
     app.include_router(runbooks.router)
     app.include_router(fleet.router)
+    app.include_router(incidents.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -76,7 +77,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
             "trackedJobs": len(sidecar.tracker),
         }
         ready = sidecar.ready
-        degraded = sidecar.watcher.degraded_reasons() if ready else []
+        degraded = [*sidecar.watcher.degraded_reasons(), *sidecar.history.degraded_reasons()] if ready else []
         checks["unwatchedDirs"] = sidecar.watcher.stats.unwatched_dirs
         # Degraded stays 200: the rescan still sees every change, so a load balancer must keep the sidecar.
         checks["status"] = ("degraded" if degraded else "ready") if ready else "not ready"
