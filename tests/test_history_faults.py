@@ -23,6 +23,9 @@ from tests.support import wait_for
 from tests.support.aura_writer import RUNNING, AuraJob
 from tests.support.live_server import LiveServer, live_server
 
+# Polling, not inotify: these tests are about the history, and a shared CI machine may run out of inotify watches.
+POLLING: dict[str, Any] = {"watch": "polling", "poll_interval": 0.2}
+
 
 def _stall(jobs_dir: Path, job_id: str) -> None:
     now = time.time()
@@ -52,7 +55,7 @@ def test_a_locked_database_degrades_readyz_and_the_history_catches_up_once_relea
     jobs_dir: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "history.db"
-    with live_server(jobs_dir, history=f"sqlite:///{path}", stall_threshold=2.0) as server:
+    with live_server(jobs_dir, history=f"sqlite:///{path}", stall_threshold=2.0, **POLLING) as server:
         _stall(jobs_dir, "before")
         wait_for(lambda: _incident_of(server.url, "before"), what="the first incident written")
         holder = sqlite3.connect(path, isolation_level=None)
@@ -73,7 +76,7 @@ def test_a_locked_database_degrades_readyz_and_the_history_catches_up_once_relea
 def test_an_unwritable_state_dir_degrades_and_is_recovered_from_once_fixed(jobs_dir: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "state"
     blocker.write_text("a file where the state dir should be\n")  # root ignores chmod; this fails for anyone
-    with live_server(jobs_dir, history=f"sqlite:///{blocker / 'history.db'}", stall_threshold=2.0) as server:
+    with live_server(jobs_dir, history=f"sqlite:///{blocker / 'history.db'}", stall_threshold=2.0, **POLLING) as server:
         _stall(jobs_dir, "stuck")
         wait_for(lambda: _stalled_in_api(server.url, "stuck"), what="the stall flagged without a history")
         body = wait_for(lambda: (b := _readyz(server.url))["status"] == "degraded" and b, what="degraded")
@@ -91,7 +94,7 @@ def test_a_corrupt_history_file_is_moved_aside_and_a_fresh_one_created(
     path = tmp_path / "history.db"
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
     caplog.set_level(logging.ERROR, logger="aura_monitor.history.service")
-    with live_server(jobs_dir, history=f"sqlite:///{path}", stall_threshold=2.0) as server:
+    with live_server(jobs_dir, history=f"sqlite:///{path}", stall_threshold=2.0, **POLLING) as server:
         _stall(jobs_dir, "stuck")
         wait_for(lambda: _incident_of(server.url, "stuck"), timeout=60, what="the incident in a fresh file")
     aside = list(tmp_path.glob("history.db.corrupt-*"))
@@ -112,7 +115,7 @@ class _HungStore(SQLiteStore):
 
 
 def test_a_hung_writer_never_blocks_the_tracker_and_says_what_it_dropped(jobs_dir: Path, tmp_path: Path) -> None:
-    sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, history_queue=5, stall_threshold=2.0))
+    sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, history_queue=5, stall_threshold=2.0, **POLLING))
     store = sidecar.history.store = _HungStore(tmp_path / "hung.db")
     server = LiveServer(sidecar).start()
     try:

@@ -20,6 +20,9 @@ from tests.support.aura_writer import CANCELED, DONE, FAILED, QUEUED, RUNNING, A
 from tests.support.cli import Running
 from tests.support.live_server import live_server
 
+# Polling, not inotify: these tests are about the history, and a shared CI machine may run out of inotify watches.
+POLLING: dict[str, Any] = {"watch": "polling", "poll_interval": 0.2}
+
 
 def _incidents(url: str, **params: Any) -> dict[str, Any]:
     answer = httpx.get(f"{url}/api/incidents", params=params, timeout=10)
@@ -46,7 +49,8 @@ def test_a_stall_survives_a_kill_9_restart_as_one_incident_that_closes_on_recove
     jobs_dir: Path, tmp_path: Path
 ) -> None:
     history = f"sqlite:///{tmp_path / 'state' / 'history.db'}"
-    args = ("serve", "--jobs-dir", str(jobs_dir), "--port", "0", "--history", history, "--stall-threshold", "2")
+    args = ("serve", "--jobs-dir", str(jobs_dir), "--port", "0", "--history", history, "--stall-threshold", "2",
+            "--watch", "polling", "--poll-interval", "0.2")  # fmt: skip
     job = _stalled_job(jobs_dir, "stuck")
     first = Running(*args)
     try:
@@ -80,7 +84,7 @@ def test_a_stall_survives_a_kill_9_restart_as_one_incident_that_closes_on_recove
 def test_each_end_of_a_stall_closes_its_incident_with_the_matching_resolution(jobs_dir: Path) -> None:
     ends = {"back": (RUNNING, "recovered"), "done": (DONE, "completed"), "broke": (FAILED, "failed"),
             "stopped": (CANCELED, "cancelled"), "requeued": (QUEUED, "retried")}  # fmt: skip
-    with live_server(jobs_dir, stall_threshold=2.0) as server:
+    with live_server(jobs_dir, stall_threshold=2.0, **POLLING) as server:
         jobs = {job_id: _stalled_job(jobs_dir, job_id) for job_id in ends}
         wait_for(lambda: _incidents(server.url, open="true")["count"] == len(ends), what="five open incidents")
         for job_id, (status, _) in ends.items():
@@ -111,7 +115,7 @@ def test_stats_answer_per_stage_duration_quantiles_and_stall_rates(jobs_dir: Pat
         + [StageDone("old", 1, "node-a", "render", now - 10 * 86400, now - 10 * 86400 + 5, 1, None, None, None)]
     )  # fmt: skip
     store.close()
-    with live_server(jobs_dir, history=f"sqlite:///{path}") as server:
+    with live_server(jobs_dir, history=f"sqlite:///{path}", **POLLING) as server:
         answer = httpx.get(f"{server.url}/api/stats", params={"window": "1h"}, timeout=10)
         assert answer.status_code == 200, answer.text
         render = answer.json()["stages"]["render"]
