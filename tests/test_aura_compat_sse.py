@@ -258,3 +258,16 @@ def test_the_progress_stream_of_an_exception_path_record_keeps_reporting_running
         client.close()
     assert (frame["status"], frame["stage"], frame["percent"]) == ("running", "Rendering", 62)
     assert frame["message"] and "job-completed" not in client.names()
+
+
+def test_the_progress_stream_waits_for_a_job_whose_record_is_not_written_yet(jobs_dir: Path) -> None:
+    """Row: ITA FinalExport -> /progress/stream, opened right after creating the job (Aura waits up to 20 s
+    for it; an unknown job after that is a 404)."""
+    with live_server(jobs_dir) as server:
+        client = SseClient(server.port, "/api/jobs/late/progress/stream")
+        time.sleep(0.5)  # the job is created after the client connected: that ordering is the point
+        assert client.response.status == 0  # no 404 at once: the request waits for the job
+        running(jobs_dir, "late")
+        client.wait(lambda ev: any(e.name == "job-progress" for e in ev), timeout=25, what="the late job's progress")
+        assert client.response.status == 200 and progress_frames(client)[0]["status"] == "running"
+        client.close()

@@ -20,6 +20,9 @@ router = APIRouter(prefix="/api", tags=["events"])
 
 # Just after a (re)start the first scan may not have reached a job a client is resuming: wait this long.
 DISCOVERY_WAIT_S = 3.0
+# Aura's /progress/stream waits this long for a job that is not there yet (its export screen connects right
+# after creating the job, before the record may be on disk); the stream cap counts the waiting request.
+AURA_JOB_WAIT_S = 20.0
 
 LastEventIdHeader = Annotated[
     str | None, Header(description="id of the last event received; its successors are replayed", max_length=128)
@@ -40,17 +43,21 @@ _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _known(sidecar: Sidecar, job_id: str) -> None:
+async def _known(sidecar: Sidecar, job_id: str, missing_wait: float = 0.0) -> None:
+    """Return once the job is tracked; wait while its record exists but is not ingested yet, and up to
+    `missing_wait` seconds for a record that does not exist yet; else 404."""
     validate_job_id(job_id)
     if sidecar.tracker.get(job_id) is not None:
         return
     record = os.path.join(sidecar.jobs_dir, job_id, RECORD_NAME)
-    deadline = time.monotonic() + DISCOVERY_WAIT_S
-    while os.path.exists(record) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    start = time.monotonic()
+    deadline = start + max(DISCOVERY_WAIT_S, missing_wait)
+    while time.monotonic() < deadline and (os.path.exists(record) or time.monotonic() < start + missing_wait):
+        await asyncio.sleep(0.02 if os.path.exists(record) else 0.25)
         if sidecar.tracker.get(job_id) is not None:
             return
-    raise JobNotFound(f"no job {job_id!r} in {sidecar.jobs_dir}")
+    waited = f" (waited {missing_wait:g} s for it to appear)" if missing_wait else ""
+    raise JobNotFound(f"no job {job_id!r} in {sidecar.jobs_dir}{waited}")
 
 
 SnapshotQuery = Annotated[
@@ -116,6 +123,7 @@ async def aura_progress_stream(
     last_event_id: LastEventIdHeader = None,
     resume: LastEventIdQuery = None,
 ) -> EventStreamResponse:
-    """Aura-compatible: `job-progress {percent, stage, status, message, outputPath}` on every change."""
-    await _known(sidecar, job_id)
+    """Aura-compatible: `job-progress {percent, stage, status, message, outputPath}` on every change, then
+    Aura's `job-completed`; like Aura's, it waits up to 20 s for a job that is not there yet."""
+    await _known(sidecar, job_id, AURA_JOB_WAIT_S)
     return _stream(sidecar, job_id, last_event_id or resume, aura_progress=True)
