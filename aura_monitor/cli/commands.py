@@ -8,6 +8,7 @@ from typing import Any
 from . import demo, serve
 from . import explain as explain_cli
 from . import fleet as fleet_cli
+from . import incidents as incidents_cli
 from . import jobs as jobs_cli
 from . import pipeline as pipeline_commands
 from . import watch as watch_cli
@@ -33,4 +34,5 @@ def register(sub: Any) -> None:
     _add(sub, "watch", watch_cli.HELP, watch_cli)
     _add(sub, "jobs", jobs_cli.HELP, jobs_cli)
     _add(sub, "fleet", fleet_cli.HELP, fleet_cli)
+    _add(sub, "incidents", incidents_cli.HELP, incidents_cli)
     pipeline_commands.register(sub)

@@ -29,4 +29,6 @@ def open_store(settings: Settings) -> HistoryStore:
         return SQLiteStore(path)
     if url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("--history postgresql:// is not available in this version yet; use sqlite:///<file>")
-    raise ConfigError(f"--history {url!r}: expected sqlite:///<path to a file> (e.g. sqlite:///var/lib/h.db)")
+    raise ConfigError(
+        f"--history {url!r}: expected sqlite:///<file> (relative) or sqlite:////<absolute path>, e.g. sqlite:////var/lib/aura-monitor/history.db"
+    )
