@@ -202,6 +202,7 @@ class DiagnosisService:
 
     def _rediagnose(self) -> None:
         while not self._stop.wait(self.settings.rediagnose_interval):
-            stalled = [s.id for s in self.tracker.jobs() if s.stalled]
+            with self.tracker.lock:  # from the index: no pass over every job (most of them finished)
+                stalled = self.tracker.index.newest_stalled()
             for job_id in stalled[:MAX_PER_CYCLE]:
                 self.request(job_id)

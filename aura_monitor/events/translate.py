@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..jobs.eta import eta_seconds
 from ..jobs.model import JobRecord, JobStatus
+from ..jobs.recent import Recent
 from ..jobs.stages import stage_key
 from ..jobs.tracker import JobState
 from ..jobs.transitions import Transition, TransitionKind
@@ -296,7 +296,7 @@ def failure_of(job_id: str, record: JobRecord) -> dict[str, Any]:
 
 def frozen(state: JobState) -> JobState:
     """A private copy of a job's state, so views can be built outside the tracker lock."""
-    return dataclasses.replace(state, samples=deque(state.samples, maxlen=state.samples.maxlen), transitions=deque())
+    return dataclasses.replace(state, samples=state.samples.copy(), transitions=Recent(0))
 
 
 def job_snapshot(state: JobState, now: float, *, steps: bool = True) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .index import JobIndex
 from .model import JobRecord, JobStatus, ProgressPoint
+from .recent import Recent
 from .settle import VerdictHold
 from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
 from .transitions import Transition, TransitionKind, Value
@@ -62,8 +63,9 @@ class JobState:
     unreadable_mono: float | None = None
     monotonic: Callable[[], float] | None = None
     node: str | None = None  # the render node this job runs on (the tracker's, the same for every job)
-    samples: deque[ProgressPoint] = field(default_factory=lambda: deque(maxlen=SAMPLES))
-    transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=TRANSITIONS_KEPT))
+    # Bounded lists, not deques: a deque costs ~620 bytes empty, and most jobs hold one or two items (recent.py).
+    samples: Recent[ProgressPoint] = field(default_factory=lambda: Recent(SAMPLES))
+    transitions: Recent[Transition] = field(default_factory=lambda: Recent(TRANSITIONS_KEPT))
 
     def seconds_since_progress(self, now: float) -> float | None:
         """Seconds without progress: monotonic when the tracker has that clock (a wall-clock step changes
