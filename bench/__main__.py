@@ -1,6 +1,9 @@
 """`make bench`: every figure of DESIGN section 3 beside its baseline, as JSON and a markdown table.
 
-BENCH_QUICK=1 runs a reduced version (under 2 minutes) for checks.
+BENCH_QUICK=1 runs a reduced version (a few minutes) for checks. Every scenario runs BENCH_REPEATS times
+(3 by default, quick mode too); each figure is reported as the median with its spread (min / median / max),
+never as the best run: this machine is shared and noisy. The scale scenario repeats its sidecar starts
+itself, on one written fleet (writing 100,000 records takes minutes).
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .harness import QUICK
-from .scenarios import Figures, fleet, ingest, sdk, stall_lag
+from .scale import scale
+from .scenarios import fleet, ingest, sdk, stall_lag
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -36,15 +42,43 @@ TARGETS: dict[str, tuple[float, str, str, str]] = {
     "idle_cpu_pct_10k": (1, "<=", "%", "sidecar CPU while idle with 10,000 tracked jobs"),
     "explain_ms": (300, "<=", "ms", "GET /explain, p95, including ffprobe"),
     "sdk_update_ms": (1, "<=", "ms", "one reporter SDK update, p99"),
+    "visible_s_100k": (10, "<=", "s", "start-up: every one of 100,000 jobs visible in the API"),
+    "rss_mb_100k": (500, "<=", "MB", "sidecar RSS with 100,000 tracked jobs"),
+    "idle_cpu_pct_100k": (1, "<=", "%", "sidecar CPU while idle with 100,000 tracked jobs"),
+    "metrics_ms_100k": (50, "<=", "ms", "GET /metrics with 100,000 tracked jobs (median)"),
+    "page_ms_100k": (20, "<=", "ms", "GET /api/jobs?limit=100 and /api/queue?limit=100, the slower median"),
+    "events_connected_ms_100k": (100, "<=", "ms", "/api/events opened -> its `connected` frame received"),
+    "events_connected_kb_100k": (1024, "<=", "KB", "size of that `connected` frame"),
 }
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+SELF_REPEATING = {"scale"}  # repeats inside, sharing its costly setup
+
+Figures = dict[str, float]
+Runs = dict[str, list[float]]
+
+
+def _spread(values: list[float]) -> list[float]:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return [math.nan] * 3
+    return [round(min(finite), 3), round(statistics.median(finite), 3), round(max(finite), 3)]
+
+
+def _add(runs: Runs, figures: dict[str, Any]) -> None:
+    for key, value in figures.items():
+        runs.setdefault(key, []).extend(value if isinstance(value, list) else [value])
 
 
 def _meets(value: float, target: float, comparison: str) -> bool:
     return value <= target if comparison == "<=" else value >= target
 
 
-def table(results: Figures, baseline: Figures) -> str:
-    lines = ["| figure | measured | target | baseline (500 ms polling) | ratio | what |", "|---|---|---|---|---|---|"]
+def table(results: Figures, baseline: Figures, spread: dict[str, list[float]] | None = None) -> str:
+    spread = spread or {}
+    lines = [
+        "| figure | median (min - max) | target | baseline (500 ms polling) | ratio | what |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, (target, comparison, unit, what) in TARGETS.items():
         if key not in results:
             continue
@@ -55,9 +89,10 @@ def table(results: Figures, baseline: Figures) -> str:
             ratio = f"{base / value:.1f}x better" if comparison == "<=" else f"{value / base:.2f}x"
         mark = "" if target == math.inf else (" ✅" if _meets(value, target, comparison) else " ❌")
         shown_target = "-" if target == math.inf else f"{comparison} {target:g} {unit}"
+        low, _, high = spread.get(key, [value, value, value])
+        shown = f"{value:g} {unit}{mark} ({low:g} - {high:g})"
         lines.append(
-            f"| `{key}` | {value:g} {unit}{mark} | {shown_target} | "
-            f"{'' if base is None else f'{base:g} {unit}'} | {ratio} | {what} |"
+            f"| `{key}` | {shown} | {shown_target} | {'' if base is None else f'{base:g} {unit}'} | {ratio} | {what} |"
         )
     if "prometheus_rule_stall_lag_p99_ms" in baseline:
         lines.append(
@@ -67,16 +102,21 @@ def table(results: Figures, baseline: Figures) -> str:
         )
     extra = {k: v for k, v in results.items() if k not in TARGETS}
     if extra:
-        lines.append("\nAlso measured: " + ", ".join(f"`{k}` = {v:g}" for k, v in sorted(extra.items())) + ".")
+        also: list[str] = []
+        for k, v in sorted(extra.items()):
+            low, _, high = spread.get(k, [v, v, v])
+            also.append(f"`{k}` = {v:g} ({low:g} - {high:g})" if low != high else f"`{k}` = {v:g}")
+        lines.append("\nAlso measured (median, min - max): " + ", ".join(also) + ".")
     return "\n".join(lines)
 
 
 def main() -> int:
-    scenarios: list[tuple[str, Callable[[Path], tuple[Figures, Figures]]]] = [
+    scenarios: list[tuple[str, Callable[[Path], tuple[Any, Any]]]] = [
         ("sdk", sdk),
         ("stall", stall_lag),
         ("ingest", ingest),
         ("fleet", fleet),
+        ("scale", scale),
     ]
     try:
         from .sse import sse_latency  # the SSE scenario needs the event streams of the sidecar
@@ -85,26 +125,35 @@ def main() -> int:
     else:
         scenarios.append(("sse", sse_latency))
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
-    results: Figures = {}
-    baseline: Figures = {}
+    runs: Runs = {}
+    baseline_runs: Runs = {}
     started = time.time()
     work = Path(tempfile.mkdtemp(prefix="aura-bench-"))
     try:
         for name, scenario in scenarios:
             if only and name not in only:
                 continue
-            t0 = time.perf_counter()
-            print(f"bench: {name} ...", flush=True)
-            figures, base = scenario(work / name if (work / name).mkdir() is None else work)
-            results.update(figures)
-            baseline.update(base)
-            print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s: {figures}", flush=True)
+            for repeat in range(1 if name in SELF_REPEATING else REPEATS):
+                t0 = time.perf_counter()
+                print(f"bench: {name} (run {repeat + 1}) ...", flush=True)
+                folder = work / f"{name}-{repeat}"
+                folder.mkdir()
+                figures, base = scenario(folder)
+                _add(runs, figures)
+                _add(baseline_runs, base)
+                print(f"bench: {name} done in {time.perf_counter() - t0:.0f} s: {figures}", flush=True)
+                shutil.rmtree(folder, ignore_errors=True)  # 100,000 job dirs must not pile up on /tmp
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    spread = {key: _spread(values) for key, values in runs.items()}
+    results: Figures = {key: s[1] for key, s in spread.items()}
+    baseline: Figures = {key: _spread(values)[1] for key, values in baseline_runs.items()}
     payload = {
         **results,
         "baseline": baseline,
+        "spread": spread,  # figure -> [min, median, max] over the repeats; the figure itself is the median
         "meta": {
+            "repeats": REPEATS,
             "quick": QUICK,
             "started": started,
             "seconds": round(time.time() - started, 1),
@@ -115,7 +164,7 @@ def main() -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
-    markdown = table(results, baseline)
+    markdown = table(results, baseline, spread)
     (RESULTS / "latest.md").write_text(markdown + "\n")
     # Only a full run speaks for the project: BENCH_ONLY and BENCH_QUICK runs leave the docs alone.
     if not only and not QUICK and PERFORMANCE_DOC.exists() and TABLE_START in PERFORMANCE_DOC.read_text():
