@@ -93,7 +93,18 @@ export class FleetView {
   }
 }
 
+// Links come from Prometheus labels (a sidecar's --external-url): only http(s) ever becomes an href.
+function safeUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
 function link(url, text, label) {
+  url = url ? safeUrl(url) : null;
   return url ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer", "aria-label": label }, text) : text;
 }
 

@@ -177,7 +177,10 @@ async def _last_known(client: PrometheusClient, node: FleetNode) -> list[FleetJo
 
 def _node(target: Sample, info: Sample | None) -> FleetNode:
     labels = info.labels if info else {}
+    # Every link is built from it and shown in browsers: anything but http(s) is no link at all.
     external_url = labels.get("external_url") or None
+    if external_url and not external_url.startswith(("http://", "https://")):
+        external_url = None
     instance, scrape_job = _key(target)
     up = target.value == 1
     name = labels.get("node") or target.labels.get("node") or instance
