@@ -11,7 +11,10 @@ from aura_monitor import __version__
 from aura_monitor.clock import FakeClock
 from aura_monitor.config import load_settings
 from aura_monitor.jobs.model import JobStatus
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.sidecar import Sidecar
+from aura_monitor.telemetry.metrics import render_job_series
 from tests.support import sample, scraped
 from tests.test_jobs_tracker import record
 
@@ -119,3 +122,25 @@ def test_configured_thresholds_and_watcher_health_are_exported(tmp_path: Path, c
     assert registry.get_sample_value("aura_stall_threshold_seconds", {"kind": "stage", "stage": "tts"}) == 90
     assert registry.get_sample_value("aura_watcher_up") == 0  # not started
     assert registry.get_sample_value("aura_record_parse_failures_total") == 0
+
+
+def test_cached_per_job_lines_follow_every_change_and_a_finished_job_loses_its_series(clock: FakeClock) -> None:
+    tracker = Tracker(Thresholds(default=45.0))
+    start = clock.now()
+    tracker.apply("/j/a/job.json", record(id="a", last_progress_at=start), start)
+    tracker.apply("/j/b/job.json", record(id="b", last_progress_at=start, percent=10.0), start)
+    text = render_job_series(tracker, start + 5)
+    assert sample(text, "aura_job_seconds_since_progress", job_id="a", stage="tts") == 5.0
+    assert sample(text, "aura_job_percent", job_id="b", stage="tts") == 10.0
+    # The same jobs, unchanged: their lines come from the cache, and only the age moves with the clock.
+    assert (
+        sample(render_job_series(tracker, start + 9), "aura_job_seconds_since_progress", job_id="a", stage="tts") == 9
+    )
+    tracker.apply("/j/b/job.json", record(id="b", last_progress_at=start + 10, percent=20.0), start + 10)
+    tracker.apply("/j/a/job.json", record(id="a", status=JobStatus.COMPLETED, percent=100.0), start + 10)
+    tracker.tick(start + 60)  # b: 50 s without progress, past its 45 s threshold
+    text = render_job_series(tracker, start + 60)
+    assert sample(text, "aura_job_percent", job_id="b", stage="tts") == 20.0
+    assert sample(text, "aura_job_stalled", job_id="b", stage="tts") == 1
+    assert sample(text, "aura_job_seconds_since_progress", job_id="b", stage="tts") == 50.0
+    assert 'job_id="a"' not in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -9,10 +11,10 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..jobs.model import JobStatus
+from ..jobs.model import JobRecord, JobStatus
 from ..jobs.stages import stage_key
 from ..jobs.stall import Thresholds
-from ..jobs.tracker import Tracker
+from ..jobs.tracker import JobState, Tracker
 from ..jobs.transitions import Transition, TransitionKind
 from ..views import BROKEN_VIEWS
 from ..watch.ingest import IngestStats
@@ -221,37 +223,94 @@ _JOB_FAMILIES = (
 )
 
 
+class _JobLines:
+    """One job's per-job samples as text, kept while what they show is unchanged (its `signature`)."""
+
+    __slots__ = ("last_progress_at", "lines", "signature", "since_prefix")
+
+    def __init__(self, signature: tuple[object, ...], lines: tuple[str, ...], since_prefix: str, last: float | None):
+        self.signature = signature
+        self.lines = lines  # stalled, reason, last progress, percent, threshold ("" when absent)
+        self.since_prefix = since_prefix
+        self.last_progress_at = last
+
+
+class _Cache:
+    """Per-job lines of the last scrape: a scrape formats again only the jobs that changed since, and each
+    active job's age. Why: 20,000 active jobs are 100,000 samples, ~50 us each through a formatter."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.jobs: dict[str, _JobLines] = {}
+
+
+_CACHES: weakref.WeakKeyDictionary[Tracker, _Cache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _lines(state: JobState, record: JobRecord, signature: tuple[object, ...]) -> _JobLines:
+    job, stage = state.id, stage_key(record.stage)
+    stalled = reason = last = threshold = ""
+    if state.stalled:
+        # The verdict is a series of its own: as a label here, each refinement would end one alert
+        # identity and start another. Before the first diagnosis there is no verdict to publish.
+        stalled = f'aura_job_stalled{{job_id="{job}",stage="{stage}"}} 1'
+        if state.diagnosed and state.verdict:
+            reason = f'aura_job_stall_reason{{job_id="{job}",reason="{state.verdict}"}} 1'
+    if state.last_progress_at is not None:
+        last = f'aura_job_last_progress_timestamp_seconds{{job_id="{job}",stage="{stage}"}} {state.last_progress_at!r}'
+    percent = f'aura_job_percent{{job_id="{job}",stage="{stage}"}} {record.percent!r}'
+    if state.threshold is not None and state.threshold_kind is not None:
+        threshold = (
+            f'aura_job_threshold_seconds{{job_id="{job}",kind="{state.threshold_kind.value}"}} {state.threshold!r}'
+        )
+    since = f'aura_job_seconds_since_progress{{job_id="{job}",stage="{stage}"}} '
+    return _JobLines(signature, (stalled, reason, last, percent, threshold), since, state.last_progress_at)
+
+
 def render_job_series(tracker: Tracker, now: float) -> str:
     """Exposition text of the per-job gauges, for non-terminal jobs only (read from the index: finished
-    jobs, most of them on a long-running node, cost nothing here)."""
+    jobs, most of them on a long-running node, cost nothing here; unchanged jobs' lines are reused)."""
+    with _CACHES_LOCK:
+        cache = _CACHES.setdefault(tracker, _Cache())
     stalled: list[str] = []
     reasons: list[str] = []
     last: list[str] = []
     since: list[str] = []
     percent: list[str] = []
     threshold: list[str] = []
-    for state in tracker.states(tracker.index.active()):
-        record = state.record
-        if record is None or record.status.terminal:
-            continue
-        job, stage = state.id, stage_key(record.stage)
-        if state.stalled:
-            # The verdict is a series of its own: as a label here, each refinement would end one alert
-            # identity and start another. Before the first diagnosis there is no verdict to publish.
-            stalled.append(f'aura_job_stalled{{job_id="{job}",stage="{stage}"}} 1')
-            if state.diagnosed and state.verdict:
-                reasons.append(f'aura_job_stall_reason{{job_id="{job}",reason="{state.verdict}"}} 1')
-        if state.last_progress_at is not None:
-            last.append(
-                f'aura_job_last_progress_timestamp_seconds{{job_id="{job}",stage="{stage}"}} {state.last_progress_at!r}'
+    with cache.lock:
+        previous, current = cache.jobs, {}
+        for state in tracker.states(tracker.index.active()):
+            record = state.record
+            if record is None or record.status.terminal:
+                continue
+            signature = (
+                record,
+                state.stalled,
+                state.diagnosed,
+                state.verdict,
+                state.last_progress_at,
+                state.threshold,
+                state.threshold_kind,
             )
-            quiet = max(0.0, now - state.last_progress_at)
-            since.append(f'aura_job_seconds_since_progress{{job_id="{job}",stage="{stage}"}} {quiet!r}')
-        percent.append(f'aura_job_percent{{job_id="{job}",stage="{stage}"}} {record.percent!r}')
-        if state.threshold is not None and state.threshold_kind is not None:
-            threshold.append(
-                f'aura_job_threshold_seconds{{job_id="{job}",kind="{state.threshold_kind.value}"}} {state.threshold!r}'
-            )
+            lines = previous.get(state.id)
+            if lines is None or lines.signature != signature:
+                lines = _lines(state, record, signature)
+            current[state.id] = lines
+            a, b, c, d, e = lines.lines
+            if a:
+                stalled.append(a)
+            if b:
+                reasons.append(b)
+            if c:
+                last.append(c)
+                quiet = max(0.0, now - lines.last_progress_at) if lines.last_progress_at is not None else 0.0
+                since.append(f"{lines.since_prefix}{quiet!r}")
+            percent.append(d)
+            if e:
+                threshold.append(e)
+        cache.jobs = current  # only the active jobs: a finished or removed job's lines go with it
     out: list[str] = []
     for (name, help_text), samples in zip(
         _JOB_FAMILIES, (stalled, reasons, last, since, percent, threshold), strict=True
