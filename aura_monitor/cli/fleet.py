@@ -57,7 +57,7 @@ def _node_rows(nodes: list[FleetNode], wide: bool) -> tuple[list[str], list[list
         headers += ["instance", "external url", "last scrape"]
     rows = []
     for node in nodes:
-        state = "up" if node.up else ("down, jobs unknown" if node.jobs_known != "live" else "down")
+        state = "up" if node.up else ("down, last known" if node.jobs_known == "last-known" else "down, jobs unknown")
         row: list[Any] = [
             node.node,
             state,
@@ -71,7 +71,7 @@ def _node_rows(nodes: list[FleetNode], wide: bool) -> tuple[list[str], list[list
 
 
 def _job_rows(jobs: list[FleetJob], wide: bool) -> tuple[list[str], list[list[Any]]]:
-    headers = ["node", "job", "status", "stage", "verdict", "stuck for / threshold", "explain"]
+    headers = ["node", "job", "status", "stage", "verdict", "stuck/threshold", "explain"]
     if wide:
         headers += ["as of", "board"]
     rows = []
