@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.support import wait_for, write_native
 from tests.support.aura_writer import net_time
@@ -114,7 +115,16 @@ def test_process_hung_when_the_encoder_is_stopped(root: Path) -> None:
         encoder.stop()
 
 
-def test_process_hung_when_ffmpeg_blocks_on_an_unread_stderr_pipe(root: Path) -> None:
+@pytest.mark.parametrize(
+    "output_still_for",
+    [
+        pytest.param(60, id="output-stuck-as-long-as-the-record"),
+        # The demo's stderr-deadlock under load: ffmpeg started just after the last progress, wrote its header
+        # and blocked, so the output's mtime is after the record's last progress but has not moved since.
+        pytest.param(30, id="output-written-after-the-last-progress-then-stuck"),
+    ],
+)
+def test_process_hung_when_ffmpeg_blocks_on_an_unread_stderr_pipe(root: Path, output_still_for: float) -> None:
     out = root / "deadlock.mp4"
     proc = subprocess.Popen(
         [
@@ -154,7 +164,7 @@ def test_process_hung_when_ffmpeg_blocks_on_an_unread_stderr_pipe(root: Path) ->
             return pending[0] >= 60_000 and len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
 
         wait_for(blocked_on_write, timeout=30, what="ffmpeg blocked writing stderr", interval=0.25)
-        stuck_since = time.time() - 60  # the record below says 60 s without progress: the output agrees
+        stuck_since = time.time() - output_still_for  # the record below says 60 s without progress
         os.utime(out, (stuck_since, stuck_since))
         native_running(
             root, "native-deadlock", 60, stage="Render", percent=85.0, outputPath=str(out), encoder={"pid": proc.pid}

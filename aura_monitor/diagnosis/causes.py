@@ -185,8 +185,19 @@ def rule_progress_not_reported(ctx: RuleContext) -> Finding | None:
     if record is None or record.status.terminal or not s.stalled:
         return None
     out = ctx.evidence.output
+    # Written after the record's last progress is not enough: an encoder that wrote its header and then
+    # blocked leaves that mtime for good. The output must still be moving now.
     output_moving = bool(
-        out and (out.grew_bytes or (out.mtime and s.last_progress_at and out.mtime > s.last_progress_at + 1))
+        out
+        and (
+            out.grew_bytes
+            or (
+                out.mtime
+                and s.last_progress_at
+                and out.mtime > s.last_progress_at + 1
+                and ctx.now - out.mtime <= ENCODER_FRESH_S
+            )
+        )
     )
     if not ((encoder_fresh(ctx) and encoder_moved_after_record(ctx)) or output_moving):
         return None
