@@ -8,8 +8,10 @@ routing with alerts/alertmanager.yml to a webhook receiver run here.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import HANG_S, STARTUP_S
 from tests.support.aura_writer import DONE, QUEUED, RUNNING, AuraJob, log_line, net_time
 from tests.support.live_stack import (
     ManagedProcess,
@@ -39,7 +42,7 @@ from tests.support.live_stack import (
     write_prometheus_config,
 )
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # the first test also starts the stack: four processes, then a render
 
 STALLED = "stalled-tts"
 REFINED = "refined-tts"
@@ -49,6 +52,42 @@ QUEUED_JOB = "queued-plan"
 MOVERS = ("mover-1", "mover-2")
 RENDERED = "worker-render"
 PROVIDER_ERROR = "TTS provider answered HTTP 429 Too Many Requests; retry {}"
+
+# The jobs that must never alert are rendering and progressing: a writer thread moves them on every
+# PROGRESS_EVERY_S (progress is a change of Percent or Stage), and their Render stage gets a threshold of
+# its own far above the time the module takes, so a writer starved on a loaded machine still leaves them
+# healthy. A single write was not enough: the default 45 s threshold passed while four processes started
+# at load 20, and the sidecar rightly flagged the "healthy" job.
+PROGRESS_EVERY_S = 2.0
+HEALTHY_STAGE = "Render"
+HEALTHY_STAGE_THRESHOLD_S = 600
+
+
+class Progressing:
+    """A thread that raises each of its jobs' Percent by one every PROGRESS_EVERY_S, up to 89 (not finalizing)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[AuraJob] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progressing-jobs", daemon=True)
+        self._thread.start()
+
+    def add(self, job: AuraJob) -> None:
+        with self._lock:
+            self._jobs.append(job)
+
+    def _run(self) -> None:
+        while not self._stop.wait(PROGRESS_EVERY_S):
+            with self._lock:
+                for job in self._jobs:
+                    if job.percent < 89:
+                        job.progress(time.time(), job.stage, job.percent + 1)
+                        job.write()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 @dataclass
@@ -62,6 +101,7 @@ class Stack:
     webhook: WebhookReceiver
     processes: list[ManagedProcess]
     movers: dict[str, AuraJob] = field(default_factory=dict)
+    progressing: Progressing | None = None
 
     def check_alive(self) -> None:
         for process in self.processes:
@@ -96,7 +136,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     jobs_dir.mkdir()
     # Stalled from the start under the default 45 s threshold: last progress 50 s ago, in TTS.
     aura_job(jobs_dir, STALLED, RUNNING, "TTS", progress_age=50, percent=30)
-    aura_job(jobs_dir, HEALTHY, RUNNING, "Render", progress_age=0, percent=85)
+    progressing = Progressing()
+    progressing.add(aura_job(jobs_dir, HEALTHY, RUNNING, HEALTHY_STAGE, progress_age=0, percent=10))
     aura_job(jobs_dir, RECOVERING, RUNNING, "Images", progress_age=60, percent=60)
     aura_job(jobs_dir, QUEUED_JOB, QUEUED, "Plan", progress_age=0, percent=0)
     movers = {job_id: aura_job(jobs_dir, job_id, RUNNING, "Script", progress_age=0, percent=10) for job_id in MOVERS}
@@ -105,6 +146,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     instance, worker_instance = f"127.0.0.1:{sidecar_port}", f"127.0.0.1:{worker_port}"
     external_url = f"http://localhost:{sidecar_port}"
     with contextlib.ExitStack() as exits:
+        exits.callback(progressing.stop)
         webhook = exits.enter_context(WebhookReceiver())
         write_alertmanager_config(tmp / "alertmanager.yml", webhook.url)
         alertmanager = exits.enter_context(
@@ -124,7 +166,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             managed(
                 "aura-monitor",
                 # Links must use this URL, never the scrape address (127.0.0.1:<port>) Prometheus sees.
-                sidecar_argv(jobs_dir, sidecar_port, "--external-url", external_url, "--rediagnose-interval", "1"),
+                sidecar_argv(
+                    jobs_dir,
+                    sidecar_port,
+                    "--external-url",
+                    external_url,
+                    "--rediagnose-interval",
+                    "1",
+                    "--stage-thresholds",
+                    json.dumps({HEALTHY_STAGE.lower(): HEALTHY_STAGE_THRESHOLD_S}),
+                ),
                 tmp / "sidecar.log",
                 env=clean_env(),
             )
@@ -184,10 +235,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             [alertmanager, sidecar, worker, prometheus],
         )
         live.movers = movers
+        live.progressing = progressing
         # Prometheus takes ~5 s before its first scrape of a new target.
         poll(
             lambda: len(api.vector('up{job=~"aura-monitor|aura-pipeline"} == 1')) == 2,
-            30,
+            STARTUP_S,
             "Prometheus' first scrape of the sidecar and the worker",
         )
         exercise_counters(live)
@@ -200,7 +252,7 @@ def exercise_counters(stack: Stack) -> None:
         aura_monitor_argv("enqueue", "--jobs-dir", str(stack.jobs_dir), "--duration", "1", "--id", RENDERED),
         check=True,
         capture_output=True,
-        timeout=30,
+        timeout=STARTUP_S,
         env=clean_env(),
     )
     job = stack.movers[MOVERS[0]]
@@ -208,7 +260,7 @@ def exercise_counters(stack: Stack) -> None:
     job.write()
     poll(
         lambda: stack.prometheus.vector('aura_job_stage_duration_seconds_count{stage="script"} > 0'),
-        20,
+        HANG_S,
         "the first stage duration in Prometheus",
     )
     # A second observation of the same stage, so the histogram's rate is above zero.
@@ -223,11 +275,13 @@ def exercise_counters(stack: Stack) -> None:
     recovering = AuraJob(stack.jobs_dir, id=RECOVERING)
     recovering.created = recovering.started = time.time() - 120
     recovering.status = RUNNING
-    recovering.progress(time.time(), "Images", 70)
+    recovering.progress(time.time(), HEALTHY_STAGE, 70)  # out of Images at last: on to Render, and progressing
     recovering.write()
-    poll(lambda: all(stack.job(job_id)["status"] == "completed" for job_id in MOVERS), 10, "the movers to complete")
-    poll(lambda: not stack.job(RECOVERING)["stalled"], 10, f"{RECOVERING} to recover")
-    poll(lambda: stack.job(RENDERED)["status"] == "completed", 30, f"the worker to render {RENDERED}")
+    assert stack.progressing is not None
+    stack.progressing.add(recovering)
+    poll(lambda: all(stack.job(job_id)["status"] == "completed" for job_id in MOVERS), HANG_S, "the movers to complete")
+    poll(lambda: not stack.job(RECOVERING)["stalled"], HANG_S, f"{RECOVERING} to recover")
+    poll(lambda: stack.job(RENDERED)["status"] == "completed", STARTUP_S, f"the worker to render {RENDERED}")
 
 
 def series_with_values(result: list[dict[str, Any]]) -> list[dict[str, Any]]:

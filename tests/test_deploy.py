@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kubernetes_validate
 
-from tests.support import write_native
+from tests.support import HANG_S, write_native
 from tests.support.aura_writer import net_time
 from tests.support.live_stack import (
     ALERTS_DIR,
@@ -409,19 +409,19 @@ def test_a_site_prometheus_finds_sidecars_in_its_targets_files_and_the_central_o
     targets_file(site_dir / "targets" / "render-a.json", port_a, node="render-a", team="render-core")
     site_api = stack.prometheus("site", site)
 
-    info = poll(lambda: series(site_api, 'aura_sidecar_info{instance="render-a"}') or None, 20, "render-a scraped")
+    info = poll(lambda: series(site_api, 'aura_sidecar_info{instance="render-a"}') or None, HANG_S, "render-a scraped")
     # instance is the node name; the info series keeps one `node` (no exported_node left by the clash).
     assert info[0]["node"] == "render-a" and info[0]["job"] == "aura-monitor" and "exported_node" not in info[0]
     assert series(site_api, 'aura_jobs{node="render-a", team="render-core", status="running"}')
 
     # A new node is a new targets file: picked up without a reload.
     targets_file(site_dir / "targets" / "render-b.json", port_b, node="render-b", team="render-gpu")
-    poll(lambda: series(site_api, 'up{instance="render-b"} == 1') or None, 30, "render-b discovered from its file")
+    poll(lambda: series(site_api, 'up{instance="render-b"} == 1') or None, HANG_S, "render-b discovered from its file")
     # Its info series says what the sidecar calls itself; every other series says what discovery says.
-    info_b = poll(lambda: series(site_api, 'aura_sidecar_info{instance="render-b"}') or None, 20, "render-b info")
+    info_b = poll(lambda: series(site_api, 'aura_sidecar_info{instance="render-b"}') or None, HANG_S, "render-b info")
     assert info_b[0]["node"] == "render-b-self" and "exported_node" not in info_b[0]
     assert series(site_api, 'aura_jobs{instance="render-b", node="render-b", status="running"}')
-    poll(lambda: series(site_api, 'aura_job_stall_reason{job_id="stuck"}') or None, 30, "the stuck job diagnosed")
+    poll(lambda: series(site_api, 'aura_job_stall_reason{job_id="stuck"}') or None, HANG_S, "the stuck job diagnosed")
 
     central_dir = stack.tmp / "central"
     central_dir.mkdir()
@@ -438,11 +438,11 @@ def test_a_site_prometheus_finds_sidecars_in_its_targets_files_and_the_central_o
         found = series(central_api, 'aura_sidecar_info{site="site-a"}')
         return found if len(found) == 2 else None
 
-    nodes = poll(both_nodes, 30, "both nodes federated")
+    nodes = poll(both_nodes, HANG_S, "both nodes federated")
     assert {item["node"] for item in nodes} == {"render-a", "render-b-self"}
     # Federated with the site's labels (honor_labels), not relabelled as the federation job.
     assert {item["job"] for item in nodes} == {"aura-monitor"}
-    stalled = poll(lambda: series(central_api, "aura_job_stalled") or None, 30, "the stalled job federated")
+    stalled = poll(lambda: series(central_api, "aura_job_stalled") or None, HANG_S, "the stalled job federated")
     assert [(item["node"], item["job_id"]) for item in stalled] == [("render-a", "stuck")]
     assert series(central_api, 'aura_job_stall_reason{node="render-a", job_id="stuck"}')
     assert len(series(central_api, 'up{job="aura-monitor"} == 1')) == 2
@@ -475,7 +475,7 @@ def test_the_kubernetes_scrape_config_keeps_annotated_pods_and_names_them_after_
     fast(stack.tmp / "kubernetes.yml")
     api = stack.prometheus("in-cluster", stack.tmp / "kubernetes.yml")
 
-    up = poll(lambda: series(api, "up == 1") or None, 20, "the annotated pod scraped")
+    up = poll(lambda: series(api, "up == 1") or None, HANG_S, "the annotated pod scraped")
     assert up == [
         {"__name__": "up", "instance": "k8s-node-1", "job": "aura-monitor", "node": "k8s-node-1", "team": "render-core"}
     ]

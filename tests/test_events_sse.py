@@ -17,11 +17,8 @@ import httpx
 import pytest
 
 from aura_monitor.events.subscriber import Ending
-from tests.support import STARTUP_S, wait_for, write_native
+from tests.support import HANG_S, STARTUP_S, wait_for, write_native
 from tests.support.live_server import LiveServer, Received, SseClient, live_server
-
-# A deadline only a hang reaches: these tests assert what arrives, never how fast (that is bench/'s job).
-HANG_S = 30.0
 
 
 def n_of(event_id: str | None) -> int:
@@ -38,7 +35,7 @@ def write_and_wait(server: LiveServer, jobs_dir: Path, job_id: str, revision: in
     """Write one record revision and wait until the sidecar applied it (so no two writes coalesce)."""
     written = time.time()
     write_native(jobs_dir, job_id, revision=revision, **fields)
-    wait_for(lambda: revision_seen(server, job_id, revision), timeout=5, what=f"{job_id} revision {revision}")
+    wait_for(lambda: revision_seen(server, job_id, revision), timeout=HANG_S, what=f"{job_id} revision {revision}")
     return written
 
 
@@ -95,7 +92,7 @@ def test_a_job_going_from_queued_to_completed_streams_connected_each_change_and_
             # Delivered before the next write: a stream behind by a write would get only its latest progress.
             for client in (one, every):
                 client.wait(lambda ev, p=fields["percent"]: reached(ev, "job", p), what=f"{fields['percent']}%")
-        one.wait_ended(5)  # a per-job stream ends after its terminal event
+        one.wait_ended()  # a per-job stream ends after its terminal event
         every.wait_for_event("job-completed", job_id="job")  # sent after the last progress of the same write
 
         assert one.names() == ["connected", *LIFECYCLE_EVENTS]
@@ -149,7 +146,7 @@ def test_a_client_resuming_with_last_event_id_receives_exactly_the_events_it_mis
         write_and_wait(server, jobs_dir, "job", 5, status="failed", stage="TTS", percent=40, error={"code": "E1"})
         failed = again.wait_for_event("job-failed")
         assert failed.data["errors"][0]["code"] == "E1"
-        again.wait_ended(5)
+        again.wait_ended()
         reference.close()
 
         by_query = SseClient(server.port, f"/api/events?lastEventId={last}")
@@ -169,14 +166,14 @@ def test_after_a_sidecar_restart_a_resuming_client_gets_a_resync_and_a_finished_
         every = SseClient(before.port, "/api/events")
         last_job = one.wait_for_event("connected").id
         last_all = every.wait_for_event("connected").id
-    one.wait_ended(5)
-    every.wait_ended(5)
+    one.wait_ended()
+    every.wait_ended()
     write_native(jobs_dir, "job", status="completed", stage="Complete", percent=100, revision=2, outputPath="/v.mp4")
 
     with live_server(jobs_dir) as after:
         # Connects before the new sidecar necessarily scanned the job: the route waits for it.
         again = SseClient(after.port, "/api/jobs/job/events", {"Last-Event-ID": str(last_job)})
-        again.wait_ended(5)
+        again.wait_ended()
         assert again.names() == ["connected", "job-completed"]
         connected, done = again.events
         assert connected.data["resync"] is True and connected.data["job"]["status"] == "completed"
@@ -189,7 +186,7 @@ def test_after_a_sidecar_restart_a_resuming_client_gets_a_resync_and_a_finished_
 
         # It now has the terminal event: resuming once more is 204, which tells EventSource to stop.
         finished = SseClient(after.port, "/api/jobs/job/events", {"Last-Event-ID": str(done.id)})
-        finished.wait_ended(5)
+        finished.wait_ended()
         assert finished.response.status == 204 and finished.events == []
 
 
@@ -216,7 +213,7 @@ def test_a_hundred_concurrent_clients_all_receive_every_terminal_event(jobs_dir:
             write_native(jobs_dir, job_id, status=status, stage="Render", percent=100, revision=2)
             expected[job_id] = outcomes[status]
         for client in per_job:
-            client.wait_ended(10)
+            client.wait_ended()
         for client in per_job:
             job_id = client.path.split("/")[3]
             terminal = [e.name for e in client.events if e.name.startswith("job-") and e.name != "job-status"]
@@ -225,10 +222,10 @@ def test_a_hundred_concurrent_clients_all_receive_every_terminal_event(jobs_dir:
             client.wait(lambda ev: sum(e.name in outcomes.values() for e in ev) >= len(jobs), what="ten endings")
             endings = sorted((e.data["jobId"], e.name) for e in client.events if e.name in outcomes.values())
             assert endings == sorted(expected.items())
-        wait_for(lambda: server.sidecar.events.counts()["job"] == 0, timeout=5, what="per-job streams to be freed")
+        wait_for(lambda: server.sidecar.events.counts()["job"] == 0, timeout=HANG_S, what="per-job streams to be freed")
         for client in everyone:
             client.close()
-        wait_for(lambda: server.sidecar.events.counts() == {"job": 0, "all": 0}, timeout=5, what="no subscribers")
+        wait_for(lambda: server.sidecar.events.counts() == {"job": 0, "all": 0}, timeout=HANG_S, what="no subscribers")
 
 
 @pytest.mark.reliability
@@ -324,7 +321,7 @@ def test_the_server_stops_with_clients_connected_by_ending_their_streams_itself(
     write_native(jobs_dir, "job", status="running", revision=1)
     # uvicorn lets open responses finish for this long, then cuts them off: a stream that did not end on its
     # own would hold the stop for the whole of it, so stopping well inside it shows the streams ended.
-    graceful_s = 2 * HANG_S
+    graceful_s = int(2 * HANG_S)
     with live_server(jobs_dir, graceful_shutdown_s=graceful_s) as server:
         wait_for(lambda: revision_seen(server, "job", 1), what="the job")
         clients = [SseClient(server.port, "/api/jobs/job/events") for _ in range(5)]
@@ -395,7 +392,7 @@ def test_the_aura_progress_stream_sends_job_progress_events_in_auras_shape(jobs_
         write_and_wait(
             server, jobs_dir, "job", 3, status="completed", stage="Complete", percent=100, outputPath="/v.mp4"
         )
-        aura.wait_ended(5)
+        aura.wait_ended()
         # Aura ends this stream with job-completed after the job-progress carrying the final status (docs/aura.md).
         assert aura.names() == ["connected", "job-progress", "job-progress", "job-progress", "job-completed"]
         assert aura.events[-1].data["status"] == "completed" and aura.events[-1].data["outputPath"] == "/v.mp4"

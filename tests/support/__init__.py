@@ -18,6 +18,10 @@ T = TypeVar("T")
 # shared 2-core machine at load 20, and a 15-20 s ceiling failed tests there. Every start-up wait uses this.
 STARTUP_S = 60.0
 
+# The deadline for something to arrive (an event, an answer, a stream's end) when the test asserts that it
+# does, not how fast: only a hang reaches it. Speed is measured in bench/, never asserted in a test.
+HANG_S = 30.0
+
 
 def wait_for(
     probe: Callable[[], T | None],

@@ -21,13 +21,13 @@ import uvicorn
 from aura_monitor.api.app import create_app
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
-from tests.support import wait_for
+from tests.support import HANG_S, wait_for
 
 
 class LiveServer:
     """`create_app(sidecar)` served by uvicorn on 127.0.0.1:<free port> in a background thread."""
 
-    def __init__(self, sidecar: Sidecar, port: int = 0, *, graceful_shutdown_s: float = 1.0) -> None:
+    def __init__(self, sidecar: Sidecar, port: int = 0, *, graceful_shutdown_s: int = 1) -> None:
         self.sidecar = sidecar
         self.app = create_app(sidecar)
         config = uvicorn.Config(
@@ -45,7 +45,7 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self.thread.start()
-        wait_for(lambda: self.server.started, timeout=10, what="uvicorn to start")
+        wait_for(lambda: self.server.started, timeout=HANG_S, what="uvicorn to start")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
@@ -53,7 +53,7 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def stop(self, timeout: float = 10.0) -> float:
+    def stop(self, timeout: float = HANG_S) -> float:
         """Ask the server to exit as a signal would; returns how long it took to stop."""
         began = time.monotonic()
         self.server.should_exit = True
@@ -64,7 +64,7 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    jobs_dir: Path, port: int = 0, *, graceful_shutdown_s: float = 1.0, **settings: Any
+    jobs_dir: Path, port: int = 0, *, graceful_shutdown_s: int = 1, **settings: Any
 ) -> Iterator[LiveServer]:
     """A started server around a new Sidecar on `jobs_dir`; stopped (and the sidecar with it) at the end.
 
@@ -198,7 +198,7 @@ class SseClient:
             self._lock.notify_all()
 
     # -- waiting --------------------------------------------------------------------------------
-    def wait(self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0, what: str = "events") -> None:
+    def wait(self, predicate: Callable[[list[Received]], bool], timeout: float = HANG_S, what: str = "events") -> None:
         deadline = time.monotonic() + timeout
         with self._lock:
             while not predicate(self.events):
@@ -208,7 +208,7 @@ class SseClient:
                     raise AssertionError(f"timed out after {timeout} s waiting for {what}; got {names}")
                 self._lock.wait(remaining)
 
-    def wait_for_event(self, name: str, timeout: float = 10.0, job_id: str | None = None) -> Received:
+    def wait_for_event(self, name: str, timeout: float = HANG_S, job_id: str | None = None) -> Received:
         def found(events: list[Received]) -> bool:
             return any(self._matches(e, name, job_id) for e in events)
 
@@ -221,7 +221,7 @@ class SseClient:
             return False
         return job_id is None or (isinstance(event.data, dict) and event.data.get("jobId") == job_id)
 
-    def wait_ended(self, timeout: float = 10.0) -> None:
+    def wait_ended(self, timeout: float = HANG_S) -> None:
         assert self.ended.wait(timeout), f"stream {self.path} did not end within {timeout} s"
 
     def names(self, *, heartbeats: bool = False) -> list[str]:
