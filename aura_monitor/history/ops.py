@@ -11,12 +11,15 @@ from ..jobs.verdicts import Verdict
 
 @dataclass(frozen=True, slots=True)
 class RunSeen:
-    """A run (job, attempt, node) was seen or changed status; `output_path` is checked by the writer."""
+    """A run (job, attempt, node) was seen or changed status; `output_path` is checked by the writer.
+
+    `status` is a JobStatus, or "retried" for an attempt a retry replaced before it reached a terminal status.
+    """
 
     job_id: str
     attempt: int
     node: str
-    status: JobStatus
+    status: JobStatus | str
     created_at: float | None
     started_at: float | None
     ended_at: float | None

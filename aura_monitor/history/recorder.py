@@ -30,6 +30,8 @@ class _Run:
     max_gap: float | None = None
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAPS_KEPT))
     incident_attempt: int | None = None  # the attempt of the stall open now, None when none is
+    expected_media_s: float | None = None  # the last expected media duration a record of this attempt gave
+    last_status: JobStatus = JobStatus.RUNNING  # this attempt's status as last seen
 
 
 class HistoryRecorder:
@@ -57,22 +59,28 @@ class HistoryRecorder:
         run = self._runs.get(t.job_id)
         if run is None or t.kind is TransitionKind.DISCOVERED:
             run = self._runs[t.job_id] = _Run(record.attempt, stage_key(record.stage), t.at, t.at)
+            run.expected_media_s, run.last_status = record.expected_duration_s, record.status
             self._run_seen(record, t.at)
             return
         if record.attempt != run.attempt:  # a retry started a new attempt: the old one's stall ends here
-            self._end_stage(t.job_id, run, t.at, record)
+            self._end_stage(t.job_id, run, t.at)
+            if not run.last_status.terminal:  # replaced before it ended: its row says so
+                self.put(RunSeen(t.job_id, run.attempt, self.node, "retried", None, None, t.at, None, t.at))
             if run.incident_attempt is not None:
                 self.put(IncidentClosed(t.job_id, self.node, t.at, Resolution.RETRIED.value))
             run = self._runs[t.job_id] = _Run(record.attempt, stage_key(record.stage), t.at, t.at)
             self._run_seen(record, t.at)
+        if record.expected_duration_s is not None:
+            run.expected_media_s = record.expected_duration_s
+        run.last_status = record.status
         kind = t.kind
         if kind is TransitionKind.STATUS:
             self._run_seen(record, t.at)
             if record.status.terminal:
-                self._end_stage(t.job_id, run, t.at, record)
+                self._end_stage(t.job_id, run, t.at)
         elif kind is TransitionKind.STAGE:
             self._progress(run, t.at)
-            self._end_stage(t.job_id, run, t.at, record)
+            self._end_stage(t.job_id, run, t.at)
             run.stage, run.stage_start, run.updates, run.max_gap = stage_key(record.stage), t.at, 0, None
             run.gaps.clear()
         elif kind is TransitionKind.PROGRESS:
@@ -97,14 +105,14 @@ class HistoryRecorder:
             run.gaps.append(gap)
             run.max_gap = gap if run.max_gap is None else max(run.max_gap, gap)
 
-    def _end_stage(self, job_id: str, run: _Run, at: float, record: JobRecord) -> None:
+    def _end_stage(self, job_id: str, run: _Run, at: float) -> None:
         if at <= run.stage_start and run.updates == 0:
             return
         typical = statistics.median(run.gaps) if run.gaps else None
         self.put(
             StageDone(
                 job_id, run.attempt, self.node, run.stage, run.stage_start, at, run.updates, run.max_gap, typical,
-                record.expected_duration_s,
+                run.expected_media_s,
             )
         )  # fmt: skip
 

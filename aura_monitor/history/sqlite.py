@@ -240,6 +240,8 @@ class SQLiteStore:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
+            if "no such table" in str(exc):
+                return []  # the writer created the file and is migrating it: nothing written yet
             raise _translate(exc, self.path) from None
 
     def incidents(self, query: IncidentQuery) -> tuple[list[dict[str, Any]], int]:
