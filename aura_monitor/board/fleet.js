@@ -142,9 +142,9 @@ function jobRow(job) {
     h(
       "td",
       {},
-      unknown
-        ? h("span", { class: "pill", dataset: { status: "unknown" } }, "unknown: node down")
-        : h("span", { class: "verdict-word" }, job.verdict ? verdictWords(job.verdict) : "diagnosing…"),
+      unknown ? h("span", { class: "pill", dataset: { status: "unknown" } }, "unknown: node down") : null,
+      unknown && job.verdict ? h("span", { class: "muted small" }, ` last: ${verdictWords(job.verdict)}`) : null,
+      unknown ? null : h("span", { class: "verdict-word" }, job.verdict ? verdictWords(job.verdict) : "diagnosing…"),
     ),
     h("td", { class: "num" }, stuck ? (limit ? `${stuck} / ${limit}` : stuck) : "–"),
     h("td", {}, link(job.explainUrl, "Explain", `Explain job ${job.jobId} on ${job.node}`)),
