@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from .diagnosis.links import JobLinks
 from .jobs.eta import eta_seconds, velocity
 from .jobs.model import Artifact, JobRecord, JobStatus, StageRecord
 from .jobs.stages import AURA_STAGES, stage_key
@@ -85,6 +86,11 @@ class Job(_Camel):
     progress_message: str | None = Field(description="the last log line, as Aura's `progressMessage`")
     artifacts: list[ArtifactView]
     correlation_id: str | None = Field(description="the job's correlation id (Aura's CorrelationId, else the id)")
+    links: dict[str, str] | None = Field(
+        None,
+        description="absolute URLs from --external-url: job, explain, events, retry, cancel, board (the board "
+        "opened on this job's panel); null in SSE events",
+    )
 
 
 class JobList(_Camel):
@@ -210,13 +216,14 @@ def eta_of(state: JobState, record: JobRecord) -> float | None:
     return eta_seconds(state.samples, record.percent)
 
 
-def job_view(state: JobState, record: JobRecord, now: float) -> Job:
-    return Job(**_job_fields(state, record, now))
+def job_view(state: JobState, record: JobRecord, now: float, base_url: str | None = None) -> Job:
+    """The job; `base_url` (the sidecar's resolved --external-url) adds its absolute `links`."""
+    return Job(**_job_fields(state, record, now, base_url))
 
 
-def queue_item(state: JobState, record: JobRecord, now: float) -> QueueItem:
+def queue_item(state: JobState, record: JobRecord, now: float, base_url: str | None = None) -> QueueItem:
     """A job in Aura's queue shape: `jobId`, Aura's queue word in `status`, `currentStage`, `enqueuedAt`."""
-    fields = _job_fields(state, record, now)
+    fields = _job_fields(state, record, now, base_url)
     fields.update(
         status=AURA_QUEUE_WORDS[record.status],
         job_status=record.status,
@@ -229,8 +236,9 @@ def queue_item(state: JobState, record: JobRecord, now: float) -> QueueItem:
     return QueueItem(**fields)
 
 
-def _job_fields(state: JobState, record: JobRecord, now: float) -> dict[str, Any]:
+def _job_fields(state: JobState, record: JobRecord, now: float, base_url: str | None) -> dict[str, Any]:
     return dict(
+        links=JobLinks(base_url, state.id).as_dict() if base_url else None,
         id=state.id,
         node=state.node,
         status=record.status,

@@ -72,6 +72,24 @@ def test_the_job_panel_explains_the_stall_with_findings_timeline_and_log_and_the
     expect(panel.locator('[data-testid="summary"]')).not_to_be_empty()
 
 
+def test_a_deep_link_opens_the_jobs_panel_whose_links_and_remediation_use_the_external_url(
+    jobs_dir: Path, serve: Serve, open_board: OpenBoard
+) -> None:
+    stuck_on_provider(jobs_dir, "tts-linked", stuck_for=130)
+    external = "http://example-node:9999"
+    server = serve(external_url=external)  # the browser reaches it at 127.0.0.1: a loopback Host always passes
+    page = open_board(f"{server.url}#job=tts-linked")
+    panel = page.locator('[data-part="panel"]')
+    expect(panel).to_be_visible()
+    expect(page.locator("#panel-title")).to_have_text("tts-linked")
+    links = panel.locator('[data-testid="job-links"]')
+    expect(links.locator('[data-link="board"]')).to_have_attribute("href", f"{external}/#job=tts-linked")
+    expect(links.locator('[data-link="explain"]')).to_have_attribute("href", f"{external}/api/jobs/tts-linked/explain")
+    first = panel.locator(".finding").first.locator(".remedy")
+    expect(first).to_contain_text(f"POST {external}/api/jobs/tts-linked/retry")
+    expect(panel.locator(".findings")).not_to_contain_text(server.url)
+
+
 def test_the_panel_shows_the_verdicts_held_over_the_stall_and_a_stalled_job_has_no_eta(
     jobs_dir: Path, serve: Serve, open_board: OpenBoard
 ) -> None:

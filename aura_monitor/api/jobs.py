@@ -131,14 +131,15 @@ def list_jobs(
     stage_filter = stage.strip().lower() if stage else None
     now = sidecar.clock.now()
     page, total = _page(sidecar, wanted, stalled, stage_filter, limit)
-    jobs = safe_job_views(page, now, "GET /api/jobs", job_view)
+    base = sidecar.settings.resolved_external_url
+    jobs = safe_job_views(page, now, "GET /api/jobs", lambda state, record, at: job_view(state, record, at, base))
     return JobList(jobs=jobs, count=len(jobs), total=total)
 
 
 @router.get("/jobs/{job_id}", response_model=Job, response_model_by_alias=True)
 def get_job(job: KnownJob, sidecar: SidecarDep) -> Job:
     """One job."""
-    return job_view(*job, sidecar.clock.now())
+    return job_view(*job, sidecar.clock.now(), sidecar.settings.resolved_external_url)
 
 
 @router.get("/jobs/{job_id}/progress", response_model=Progress, response_model_by_alias=True)
@@ -191,7 +192,10 @@ def get_queue(
         counts = tracker.index.counts()
         total = tracker.index.readable()
         page = _pairs(tracker.states(itertools.islice(tracker.index.newest(wanted), limit)))
-    jobs = safe_job_views(page, sidecar.clock.now(), "GET /api/queue", queue_item)
+    base = sidecar.settings.resolved_external_url
+    jobs = safe_job_views(
+        page, sidecar.clock.now(), "GET /api/queue", lambda state, record, at: queue_item(state, record, at, base)
+    )
     stats = QueueStats(
         total=total,
         pending=counts[JobStatus.QUEUED],

@@ -252,6 +252,21 @@ export class JobPanel {
         ),
       );
     }
+    // The server's absolute links (from --external-url), never location guesses: they open from wherever they
+    // are pasted (a ticket, a chat), even when this page was reached through another address.
+    if (r.links?.board) {
+      sections.push(
+        section(
+          "Links",
+          h(
+            "ul",
+            { class: "job-links", "data-testid": "job-links" },
+            h("li", {}, h("a", { href: r.links.board, "data-link": "board" }, "This job on the board")),
+            h("li", {}, h("a", { href: r.links.explain, target: "_blank", rel: "noopener noreferrer", "data-link": "explain" }, "Diagnosis as JSON")),
+          ),
+        ),
+      );
+    }
     this.parts.body.replaceChildren(...sections);
     const foot = [`Diagnosed ${clockTime(r.diagnosedAt)}`];
     if (r.durationMs != null) foot.push(`in ${r.durationMs} ms`);

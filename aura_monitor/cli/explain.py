@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "read_root",
             "disk_floor_mb",
             "unreadable_grace",
+            "external_url",  # the report's links and remediation name the sidecar as people reach it
         ),
     )
 

@@ -56,6 +56,8 @@ def render(body: dict[str, Any], console: Console, *, wide: bool = False) -> Non
         console.print(Text("Log tail:", style="bold"))
         for line in body["logTail"] if wide else body["logTail"][-LOG_LINES:]:
             console.print(Text(f"  {line['text']}", style="dim"), soft_wrap=True)
+    if board := body.get("links", {}).get("board"):
+        console.print(Text(f"On the board: {board}"), soft_wrap=True)  # soft-wrapped: a cut URL does not open
 
 
 def _state(body: dict[str, Any]) -> str:
@@ -83,4 +85,6 @@ def plain(body: dict[str, Any], *, wide: bool = False) -> str:
         lines += ["", "Log tail:"]
         tail = body["logTail"] if wide else body["logTail"][-LOG_LINES:]
         lines += [f"  {line['text']}" for line in tail]
+    if board := body.get("links", {}).get("board"):
+        lines += ["", f"On the board: {board}"]
     return "\n".join(lines)

@@ -48,7 +48,7 @@ def rule_completion_not_propagated(ctx: RuleContext) -> Finding | None:
             f"The video is complete: hand {out.path} to the user",
             "The terminal write never happened: check the app log around the end of the render "
             "(Aura swallows job-file write failures)",
-            f"Mark the job done in the app, or POST /api/jobs/{ctx.subject.job_id}/retry to re-run only the "
+            f"Mark the job done in the app, or {ctx.post('retry')} to re-run only the "
             "finalization (native workers resume from the last completed stage)",
         ],
     )
@@ -76,7 +76,7 @@ def rule_process_dead(ctx: RuleContext) -> Finding | None:
         + encoder_facts(ctx)
         + output_facts(ctx),
         [
-            f"POST /api/jobs/{ctx.subject.job_id}/retry (native workers resume from the last completed stage)",
+            f"{ctx.post('retry')} (native workers resume from the last completed stage)",
             "Look for an OOM kill or a crash: `journalctl -k | grep -i killed` and the worker's log",
             f"Remove the incomplete output{' ' + ctx.evidence.output.path if ctx.evidence.output else ''}",
         ],
@@ -146,7 +146,7 @@ def rule_process_hung(ctx: RuleContext) -> Finding | None:
         + encoder_facts(ctx)
         + output_facts(ctx),
         [
-            f"POST /api/jobs/{ctx.subject.job_id}/cancel, then retry it",
+            f"{ctx.post('cancel')}, then retry it",
             "If ffmpeg's stderr is a pipe nobody reads, it blocks once the pipe fills: send stderr to a file",
             "A stopped process (state T) was sent SIGSTOP: `kill -CONT <pid>` resumes it",
             "Aura only kills a hung ffmpeg after its 30-minute total timeout",
@@ -242,7 +242,7 @@ def rule_upstream(ctx: RuleContext) -> Finding | None:
         [
             "Check the provider's status page and your quota / API key for this stage",
             "Lower concurrency or add backoff for this provider; switch to an offline provider if one is configured",
-            f"Once the provider answers, POST /api/jobs/{s.job_id}/retry",
+            f"Once the provider answers, {ctx.post('retry')}",
         ],
         basis,
     )
@@ -260,7 +260,7 @@ def rule_queued(ctx: RuleContext) -> Finding | None:
         f"(threshold {s.threshold or ctx.thresholds.queued:g} s): no worker picked it up.",
         record_facts(ctx),
         [
-            "Check that a worker is running and not saturated (GET /api/queue shows running jobs)",
+            f"Check that a worker is running and not saturated (GET {ctx.links.base}/api/queue shows running jobs)",
             "Look for jobs stuck in running that hold the worker slots",
         ],
         Basis.DEFAULT,
@@ -295,7 +295,7 @@ def rule_abandoned(ctx: RuleContext) -> Finding | None:
         record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
         [
             "The app probably crashed or restarted: Aura does not reconcile jobs at start-up, so it stays Running",
-            f"Retry it (POST /api/jobs/{s.job_id}/retry) or cancel it (POST /api/jobs/{s.job_id}/cancel)",
+            f"Retry it ({ctx.post('retry')}) or cancel it ({ctx.post('cancel')})",
         ],
         Basis.INFERRED,
     )
@@ -314,7 +314,7 @@ def rule_no_progress(ctx: RuleContext) -> Finding | None:
         record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx),
         [
             "Open the job's log tail below and the app log for this stage",
-            f"If nothing moves, cancel (POST /api/jobs/{s.job_id}/cancel) and retry",
+            f"If nothing moves, cancel ({ctx.post('cancel')}) and retry",
         ],
         Basis.DEFAULT,
     )

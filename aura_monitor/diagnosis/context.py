@@ -9,6 +9,7 @@ from ..jobs.model import JobRecord
 from ..jobs.stall import Thresholds
 from ..records.timestamps import parse_iso, parse_log_time
 from .evidence import Evidence, Fact, LogLine
+from .links import JobLinks
 from .subject import Subject
 
 PROVIDER_ERROR = re.compile(
@@ -33,6 +34,11 @@ class RuleContext:
     now: float
     disk_floor_bytes: int
     unreadable_grace: float
+    links: JobLinks  # absolute URLs from --external-url, an input like the thresholds: remediation names them
+
+    def post(self, action: str) -> str:
+        """A remediation step's request, e.g. `POST http://render-07:9465/api/jobs/<id>/retry`."""
+        return self.links.post(action)
 
 
 def line_time(text: str) -> float | None:

@@ -19,6 +19,7 @@ from ..records.layout import RECORD_NAME
 from ..records.timestamps import format_iso
 from .collect import CollectOptions, collect
 from .findings import Finding
+from .links import JobLinks
 from .rules import RuleContext, diagnose
 from .subject import Subject
 
@@ -58,8 +59,9 @@ def run_diagnosis(
     )
     evidence.sse_subscribers = sse_subscribers
     evidence.retry_history = retry_history or []
+    links = JobLinks(settings.resolved_external_url, subject.job_id, token_required=bool(settings.token))
     ctx = RuleContext(
-        subject, evidence, thresholds, now, int(settings.disk_floor_mb * 2**20), settings.unreadable_grace
+        subject, evidence, thresholds, now, int(settings.disk_floor_mb * 2**20), settings.unreadable_grace, links
     )
     findings = diagnose(ctx)
     verdict = findings[0]
@@ -91,6 +93,7 @@ def run_diagnosis(
         "sseSubscribers": sse_subscribers,
         "retryHistory": evidence.retry_history,
         "diagnosedAt": format_iso(now),
+        "links": links.as_dict(),
         "durationMs": round((time.perf_counter() - started) * 1000, 1),
     }
     return Diagnosis(subject, findings, body)

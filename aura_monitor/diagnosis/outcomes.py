@@ -33,7 +33,7 @@ def rule_completed(ctx: RuleContext) -> Finding | None:
             record_facts(ctx) + output_facts(ctx) + encoder_facts(ctx),
             [
                 "Check the render stage's log: the output was never written or was moved/deleted afterwards",
-                f"Retry the job: POST /api/jobs/{ctx.subject.job_id}/retry",
+                f"Retry the job: {ctx.post('retry')}",
             ],
         )
     if not output_ok(ctx):
@@ -55,7 +55,7 @@ def rule_completed(ctx: RuleContext) -> Finding | None:
             record_facts(ctx) + output_facts(ctx) + encoder_facts(ctx),
             [
                 "Do not deliver this file",
-                f"Retry the job: POST /api/jobs/{ctx.subject.job_id}/retry",
+                f"Retry the job: {ctx.post('retry')}",
                 "If it repeats, check free space and the encoder log for a crash during finalization",
             ],
         )
@@ -173,7 +173,7 @@ def _stall_killed(ctx: RuleContext, lead: str | None) -> Finding:
         else ""
     )
     reason = record.error_message or "no message"
-    actions = [f"Retry it: POST /api/jobs/{ctx.subject.job_id}/retry"]
+    actions = [f"Retry it: {ctx.post('retry')}"]
     if lead:
         actions.insert(0, f"Hand the finished video to the user: {ctx.evidence.output.path}")  # type: ignore[union-attr]
     actions.append(
@@ -219,7 +219,7 @@ def rule_failed(ctx: RuleContext) -> Finding | None:
             f"{record.error_message or 'no message'}.{detail}",
         ),
         record_facts(ctx) + encoder_facts(ctx) + output_facts(ctx) + facts,
-        [*actions, f"Retry when fixed: POST /api/jobs/{ctx.subject.job_id}/retry"],
+        [*actions, f"Retry when fixed: {ctx.post('retry')}"],
     )
 
 
@@ -244,7 +244,7 @@ def rule_failure_not_propagated(ctx: RuleContext) -> Finding | None:
         [
             f"Read the end of {enc.path}: the error above is ffmpeg's own reason",
             "Fix what ffmpeg names (a missing or corrupt input, codec or bitrate settings, disk space), then retry: "
-            f"POST /api/jobs/{s.job_id}/retry",
+            + ctx.post("retry"),
             "Cancel the stale job in the app so it stops showing as running (Aura never reconciles job files)",
         ],
     )
@@ -261,5 +261,5 @@ def rule_cancelled(ctx: RuleContext) -> Finding | None:
         0.9,
         f"Cancelled in stage {record.stage or '?'} at {record.percent:g}%{' (' + label + ')' if label else ''}.",
         record_facts(ctx),
-        [f"Retry it if that was not intended: POST /api/jobs/{ctx.subject.job_id}/retry"],
+        [f"Retry it if that was not intended: {ctx.post('retry')}"],
     )

@@ -37,6 +37,6 @@ def rule_paused_stalled(ctx: RuleContext) -> Finding | None:
         [
             first,
             "Read the app log for this job's stage around the time of the last progress",
-            f"Cancel it in the app (Paused -> Canceled is allowed) and retry: POST /api/jobs/{s.job_id}/retry",
+            f"Cancel it in the app (Paused -> Canceled is allowed) and retry: {ctx.post('retry')}",
         ],
     )

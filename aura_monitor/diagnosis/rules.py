@@ -68,7 +68,7 @@ def rule_disk(ctx: RuleContext) -> Finding | None:
         [Fact(d.path, f"{d.free_bytes / 2**20:.0f} MiB free of {d.total_bytes / 2**30:.1f} GiB") for d in low],
         [
             f"Free space on the volume of {worst.path} (old renders, temp files, logs)",
-            "Then retry the job: POST /api/jobs/{id}/retry".replace("{id}", ctx.subject.job_id),
+            f"Then retry the job: {ctx.post('retry')}",
         ],
     )
 

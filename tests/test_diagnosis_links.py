@@ -1,0 +1,95 @@
+"""Explain remediation and every job's links are absolute URLs built from --external-url (DESIGN 2.8)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from aura_monitor.config import load_settings
+from aura_monitor.diagnosis import explain_offline
+from tests.support import HANG_S, wait_for
+from tests.support.board import finished_job, stuck_on_provider
+from tests.support.cli import run_piped
+from tests.support.live_server import live_server
+
+EXTERNAL = "http://example-node:9999"
+
+
+def expected_links(base: str, job_id: str) -> dict[str, str]:
+    api = f"{base}/api/jobs/{job_id}"
+    return {
+        "job": api,
+        "explain": f"{api}/explain",
+        "events": f"{api}/events",
+        "retry": f"{api}/retry",
+        "cancel": f"{api}/cancel",
+        "board": f"{base}/#job={job_id}",
+    }
+
+
+def remediation(body: dict[str, Any]) -> list[str]:
+    return [step for finding in body["findings"] for step in finding["remediation"]]
+
+
+def requests_in(body: dict[str, Any]) -> list[str]:
+    """The remediation steps that tell the reader to send a request to the sidecar."""
+    return [step for step in remediation(body) if "POST " in step or "GET " in step]
+
+
+def test_a_served_explain_and_job_link_through_the_external_url_never_the_scrape_address(jobs_dir: Path) -> None:
+    stuck_on_provider(jobs_dir, "tts-stuck", stuck_for=130)
+    finished_job(jobs_dir, "went-wrong", "failed", age=60, took=30, errorMessage="ffmpeg exited with code 1")
+    # Loopback Hosts always pass the Host guard, so the test reaches the sidecar at 127.0.0.1 (its scrape address).
+    with live_server(jobs_dir, external_url=EXTERNAL + "/") as server, httpx.Client(base_url=server.url) as http:
+        wait_for(lambda: http.get("/api/jobs/went-wrong").status_code == 200, timeout=HANG_S, what="the jobs seen")
+        for job_id in ("tts-stuck", "went-wrong"):
+            body = http.get(f"/api/jobs/{job_id}/explain", timeout=HANG_S).json()
+            assert body["links"] == expected_links(EXTERNAL, job_id)
+            steps = requests_in(body)
+            assert steps, f"{job_id}: no remediation step names a request: {remediation(body)}"
+            assert all(f"POST {EXTERNAL}/api/jobs/{job_id}/" in s or f"GET {EXTERNAL}/" in s for s in steps), steps
+            assert not any("POST /api" in s or "GET /api" in s for s in remediation(body))
+            assert server.url not in json.dumps(body) and "127.0.0.1" not in json.dumps(body["links"])
+            assert "Authorization" not in json.dumps(body)  # no token configured: no header to mention
+
+            assert http.get(f"/api/jobs/{job_id}").json()["links"] == expected_links(EXTERNAL, job_id)
+        listed = {job["id"]: job["links"] for job in http.get("/api/jobs").json()["jobs"]}
+        assert listed["tts-stuck"] == expected_links(EXTERNAL, "tts-stuck")
+        queued = {item["jobId"]: item["links"] for item in http.get("/api/queue").json()["jobs"]}
+        assert queued["went-wrong"] == expected_links(EXTERNAL, "went-wrong")
+
+        # The links work: the explain link, asked of this sidecar, is the same job's diagnosis.
+        explain_path = body["links"]["explain"].removeprefix(EXTERNAL)
+        assert http.get(explain_path, timeout=HANG_S).json()["jobId"] == "went-wrong"
+
+
+def test_remediation_says_the_token_header_is_needed_and_never_prints_the_token(jobs_dir: Path) -> None:
+    finished_job(jobs_dir, "went-wrong", "failed", age=60, took=30, errorMessage="ffmpeg exited with code 1")
+    settings = load_settings(jobs_dir=jobs_dir, external_url=EXTERNAL, token="s3cret-do-not-show")
+    body = explain_offline(settings, "went-wrong").body
+    posts = [step for step in remediation(body) if "POST " in step]
+    assert posts and all("Authorization: Bearer" in step and "--token" in step for step in posts), posts
+    assert "s3cret-do-not-show" not in json.dumps(body)
+
+
+def test_offline_explain_uses_the_configured_external_url_else_the_sidecars_own_address(jobs_dir: Path) -> None:
+    stuck_on_provider(jobs_dir, "tts-stuck", stuck_for=130)
+    configured = explain_offline(load_settings(jobs_dir=jobs_dir, external_url=EXTERNAL), "tts-stuck").body
+    assert configured["links"] == expected_links(EXTERNAL, "tts-stuck")
+    assert all(EXTERNAL in step for step in requests_in(configured))
+
+    default = explain_offline(load_settings(jobs_dir=jobs_dir, host="127.0.0.1", port=9465), "tts-stuck").body
+    assert default["links"] == expected_links("http://127.0.0.1:9465", "tts-stuck")
+
+    # The CLI, piped as a script would run it, takes --external-url like `serve` does.
+    done = run_piped("explain", "tts-stuck", "--jobs-dir", str(jobs_dir), "--external-url", EXTERNAL, "-o", "json")
+    assert done.code == 0, done.err
+    piped = json.loads(done.out)
+    assert piped["links"] == expected_links(EXTERNAL, "tts-stuck")
+    assert f"POST {EXTERNAL}/api/jobs/tts-stuck/retry" in " ".join(remediation(piped))
+    report = run_piped("explain", "tts-stuck", "--jobs-dir", str(jobs_dir), "--external-url", EXTERNAL)
+    assert report.code == 0, report.err
+    assert f"On the board: {EXTERNAL}/#job=tts-stuck" in report.out.splitlines()
