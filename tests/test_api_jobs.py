@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from aura_monitor.api.app import create_app
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
-from tests.support import sample, wait_for, write_native
+from tests.support import HANG_S, sample, wait_for, write_native
 from tests.support.aura_writer import DONE, QUEUED, RUNNING, AuraJob, net_time
 
 
@@ -157,17 +157,12 @@ def test_readiness_is_503_while_the_jobs_dir_is_missing(tmp_path: Path) -> None:
         assert "does not exist" in response.json()["reasons"][0]
 
 
-def test_an_in_place_rewrite_shows_in_the_api_within_a_second(client: TestClient, jobs_dir: Path) -> None:
+def test_an_in_place_rewrite_shows_in_the_api(client: TestClient, jobs_dir: Path) -> None:
     job = AuraJob(jobs_dir, id="tts-stalled", status=RUNNING, created=time.time() - 300)
     job.progress(time.time(), "TTS", 41)
     job.write()
-    started = time.monotonic()
-    wait_for(
-        lambda: client.get("/api/jobs/tts-stalled").json()["percent"] == 41,
-        timeout=1.0,
-        what="rewrite in API",
-    )
-    assert time.monotonic() - started < 1.0
+    # That it shows, not how fast: the write-to-event latency is bench/'s (sse_latency_p99_ms).
+    wait_for(lambda: client.get("/api/jobs/tts-stalled").json()["percent"] == 41, timeout=HANG_S, what="rewrite in API")
     assert client.get("/api/jobs/tts-stalled").json()["stalled"] is False
 
 

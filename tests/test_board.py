@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import wait_for
+from tests.support import HANG_S, wait_for
 from tests.support.board import CONTRAST_FAILURES, LONG_TASKS, finished_job, queued_job, running_job, stuck_on_provider
 from tests.support.board_fixtures import OpenBoard, Serve, cell, row
 
@@ -64,23 +63,22 @@ def test_the_table_renders_every_job_with_stage_progress_eta_elapsed_and_status(
     expect(page.locator('[data-part="shown"]')).to_have_text("4 jobs")
 
 
-def test_a_record_update_shows_within_a_second(jobs_dir: Path, serve: Serve, open_board: OpenBoard) -> None:
+def test_a_record_update_shows_in_its_row_in_place(jobs_dir: Path, serve: Serve, open_board: OpenBoard) -> None:
     running_job(jobs_dir, "moving", stage="Images", percent=50.0, age=60, revision=1)
     server = serve()
     page = open_board(server.url)
     expect(cell(page, "moving", "pct")).to_have_text("50%")
     marker = row(page, "moving").evaluate("el => (el.dataset.probe = 'same-node')")
 
-    written = time.monotonic()
+    # That it shows, not how fast: the write-to-event latency the board rides on is bench/'s (sse_latency_p99_ms).
     running_job(jobs_dir, "moving", stage="Render", percent=63.0, age=61, revision=2, message="Encoding")
-    expect(cell(page, "moving", "pct")).to_have_text("63%", timeout=1000)
-    expect(cell(page, "moving", "stage")).to_have_text("Render", timeout=1000)
-    assert time.monotonic() - written < 1.0
+    expect(cell(page, "moving", "pct")).to_have_text("63%", timeout=HANG_S * 1000)
+    expect(cell(page, "moving", "stage")).to_have_text("Render", timeout=HANG_S * 1000)
     # The row was updated in place, not rebuilt.
     assert row(page, "moving").evaluate("el => el.dataset.probe") == marker == "same-node"
 
     running_job(jobs_dir, "arrived", stage="Script", percent=5.0, age=1)
-    expect(row(page, "arrived")).to_be_visible(timeout=1000)
+    expect(row(page, "arrived")).to_be_visible(timeout=HANG_S * 1000)
     shutil.rmtree(jobs_dir / "arrived")
     expect(row(page, "arrived")).to_have_count(0, timeout=5000)
 
@@ -115,7 +113,7 @@ def test_a_stalled_job_gets_a_badge_with_its_verdict_and_how_long_it_is_stuck_ag
 
     # Progress again: the badge goes away.
     running_job(jobs_dir, "tts-stuck", stage="TTS", percent=41.0, age=400)
-    expect(badge).to_be_hidden(timeout=2000)
+    expect(badge).to_be_hidden(timeout=HANG_S * 1000)
 
 
 # -- connection -------------------------------------------------------------------------------------------
@@ -149,7 +147,7 @@ def test_the_board_reconnects_after_a_server_restart_and_resyncs_the_table(
 
     # And it is live again: a new update arrives.
     running_job(jobs_dir, "survivor", stage="Render", percent=90.0, age=111)
-    expect(cell(page, "survivor", "pct")).to_have_text("90%", timeout=2000)
+    expect(cell(page, "survivor", "pct")).to_have_text("90%", timeout=HANG_S * 1000)
 
 
 # -- scale, themes, contrast ------------------------------------------------------------------------------
