@@ -42,9 +42,12 @@ def requests_in(body: dict[str, Any]) -> list[str]:
 def test_a_served_explain_and_job_link_through_the_external_url_never_the_scrape_address(jobs_dir: Path) -> None:
     stuck_on_provider(jobs_dir, "tts-stuck", stuck_for=130)
     finished_job(jobs_dir, "went-wrong", "failed", age=60, took=30, errorMessage="ffmpeg exited with code 1")
+    (jobs_dir / "half-written").mkdir()
+    (jobs_dir / "half-written" / "job.json").write_text('{"status": "runn')  # never readable
     # Loopback Hosts always pass the Host guard, so the test reaches the sidecar at 127.0.0.1 (its scrape address).
     with live_server(jobs_dir, external_url=EXTERNAL + "/") as server, httpx.Client(base_url=server.url) as http:
         wait_for(lambda: http.get("/api/jobs/went-wrong").status_code == 200, timeout=HANG_S, what="the jobs seen")
+        wait_for(lambda: "never been readable" in http.get("/api/jobs/half-written").text, timeout=HANG_S, what="it")
         for job_id in ("tts-stuck", "went-wrong"):
             body = http.get(f"/api/jobs/{job_id}/explain", timeout=HANG_S).json()
             assert body["links"] == expected_links(EXTERNAL, job_id)
@@ -60,6 +63,14 @@ def test_a_served_explain_and_job_link_through_the_external_url_never_the_scrape
         assert listed["tts-stuck"] == expected_links(EXTERNAL, "tts-stuck")
         queued = {item["jobId"]: item["links"] for item in http.get("/api/queue").json()["jobs"]}
         assert queued["went-wrong"] == expected_links(EXTERNAL, "went-wrong")
+
+        # Problems that point at the diagnosis point at it through the external URL too.
+        not_failed = http.get("/api/jobs/tts-stuck/failure-details")
+        assert not_failed.status_code == 400
+        assert f"GET {EXTERNAL}/api/jobs/tts-stuck/explain" in not_failed.json()["detail"]
+        unreadable = http.get("/api/jobs/half-written")
+        assert unreadable.status_code == 404
+        assert f"GET {EXTERNAL}/api/jobs/half-written/explain" in unreadable.json()["detail"]
 
         # The links work: the explain link, asked of this sidecar, is the same job's diagnosis.
         explain_path = body["links"]["explain"].removeprefix(EXTERNAL)

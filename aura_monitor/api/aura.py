@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ..diagnosis.links import JobLinks
 from ..jobs.model import JobStatus
 from ..records.logs import NO_LOGS, job_log_text
 from ..records.safe_read import ReadRoots
@@ -68,7 +69,7 @@ def job_output(job: KnownJob, request: Request) -> JSONResponse:
 
 
 @router.get("/jobs/{job_id}/failure-details")
-def failure_details(job: KnownJob, request: Request) -> JSONResponse:
+def failure_details(job: KnownJob, sidecar: SidecarDep, request: Request) -> JSONResponse:
     """Aura's JobFailure of a failed job (camelCase); 400 `Job Not Failed` otherwise, as Aura answers."""
     state, record = job
     correlation = record.correlation_id or state.id
@@ -77,7 +78,7 @@ def failure_details(job: KnownJob, request: Request) -> JSONResponse:
             400,
             "Job Not Failed",
             f"job {state.id} is {record.status.value}, not failed: it has no failure details. "
-            f"GET /api/jobs/{state.id}/explain tells what it is doing",
+            f"GET {JobLinks(sidecar.settings.resolved_external_url, state.id).url('explain')} tells what it is doing",
             "job-not-failed",
             request.url.path,
             correlationId=correlation,

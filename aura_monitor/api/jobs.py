@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from ..diagnosis.links import JobLinks
 from ..diagnosis.runner import DiagnosisBusy
 from ..exceptions import InvalidQuery, JobNotFound
 from ..jobs.model import JobRecord, JobStatus, validate_job_id
@@ -53,7 +54,7 @@ def known_job(job_id: JobIdPath, sidecar: SidecarDep) -> tuple[JobState, JobReco
     if record is None:
         raise JobNotFound(
             f"job {job_id!r} has a job.json that has never been readable ({state.last_parse_error}); "
-            f"GET /api/jobs/{job_id}/explain tells more"
+            f"GET {JobLinks(sidecar.settings.resolved_external_url, job_id).url('explain')} tells more"
         )
     return state, record
 
