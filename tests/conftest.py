@@ -13,9 +13,11 @@ pytest_plugins = ["tests.support.board_fixtures", "tests.support.reporter_fixtur
 
 
 @pytest.fixture(autouse=True)
-def _history_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every sidecar a test starts (and its subprocesses) keeps its incident history in the test's tmp dir."""
-    monkeypatch.setenv("AURA_MONITOR_HISTORY", f"sqlite:///{tmp_path / 'history.db'}")
+def _history_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sidecar a test starts (and its subprocesses) keeps its incident history in a tmp dir of its own
+    (not tmp_path: tests use that as a jobs dir, and a history inside the jobs dir is refused)."""
+    history = tmp_path_factory.mktemp("history") / "history.db"
+    monkeypatch.setenv("AURA_MONITOR_HISTORY", f"sqlite:///{history}")
 
 
 @pytest.fixture
