@@ -12,7 +12,7 @@ from aura_monitor.config import load_settings
 from aura_monitor.diagnosis import explain_offline
 from tests.support import HANG_S, wait_for
 from tests.support.board import finished_job, stuck_on_provider
-from tests.support.cli import run_piped
+from tests.support.cli import run_in_pty, run_piped
 from tests.support.live_server import live_server
 
 EXTERNAL = "http://example-node:9999"
@@ -104,3 +104,7 @@ def test_offline_explain_uses_the_configured_external_url_else_the_sidecars_own_
     report = run_piped("explain", "tts-stuck", "--jobs-dir", str(jobs_dir), "--external-url", EXTERNAL)
     assert report.code == 0, report.err
     assert f"On the board: {EXTERNAL}/#job=tts-stuck" in report.out.splitlines()
+    # On a terminal too, and never cut across lines (a cut URL does not open).
+    shown = run_in_pty("explain", "tts-stuck", "--jobs-dir", str(jobs_dir), "--external-url", EXTERNAL, columns=40)
+    assert shown.code == 0, shown.err
+    assert f"On the board: {EXTERNAL}/#job=tts-stuck" in shown.text.splitlines()
