@@ -20,7 +20,7 @@ import pytest
 
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
-from tests.support import scraped, wait_for, write_native
+from tests.support import HANG_S, STARTUP_S, scraped, wait_for, write_native
 from tests.support.live_server import live_server
 from tests.support.live_stack import ManagedProcess, free_port, poll, require_binary
 
@@ -54,9 +54,9 @@ def started(linked: tuple[Path, Path]) -> Iterator[Sidecar]:
 def test_a_symlinked_jobs_dir_is_watched_at_its_target(started: Sidecar, linked: tuple[Path, Path]) -> None:
     link, target = linked
     write_native(link, "through-link", percent=10.0)
-    wait_for(lambda: percent_of(started, "through-link") == 10.0, timeout=5, what="the new job, by inotify")
+    wait_for(lambda: percent_of(started, "through-link") == 10.0, timeout=HANG_S, what="the new job, by inotify")
     write_native(target, "through-link", percent=20.0, revision=2)  # written at the target: the same dir
-    wait_for(lambda: percent_of(started, "through-link") == 20.0, timeout=5, what="the update, by inotify")
+    wait_for(lambda: percent_of(started, "through-link") == 20.0, timeout=HANG_S, what="the update, by inotify")
     assert started.watcher.real_root == str(target)
 
 
@@ -65,29 +65,29 @@ def test_re_pointing_the_link_rescans_and_watches_the_new_target(
 ) -> None:
     link, _ = linked
     write_native(link, "old-target", percent=5.0)
-    wait_for(lambda: percent_of(started, "old-target") == 5.0, timeout=5, what="job in the first target")
+    wait_for(lambda: percent_of(started, "old-target") == 5.0, timeout=HANG_S, what="job in the first target")
     other = tmp_path / "other-jobs"
     write_native(other, "new-target", percent=30.0)
     swap = tmp_path / "jobs.new"
     swap.symlink_to(other)
     os.replace(swap, link)  # as `ln -sfn` does: the link is replaced in one rename
-    wait_for(lambda: started.tracker.get("old-target") is None, timeout=5, what="the old target's job dropped")
-    wait_for(lambda: percent_of(started, "new-target") == 30.0, timeout=5, what="the new target's job")
+    wait_for(lambda: started.tracker.get("old-target") is None, timeout=HANG_S, what="the old target's job dropped")
+    wait_for(lambda: percent_of(started, "new-target") == 30.0, timeout=HANG_S, what="the new target's job")
     write_native(link, "new-target", percent=31.0, revision=2)
-    wait_for(lambda: percent_of(started, "new-target") == 31.0, timeout=5, what="an update in the new target")
+    wait_for(lambda: percent_of(started, "new-target") == 31.0, timeout=HANG_S, what="an update in the new target")
     assert started.watcher.real_root == str(other) and started.ready
 
 
 def test_a_junk_tree_inside_a_job_dir_adds_no_watches(started: Sidecar, linked: tuple[Path, Path]) -> None:
     link, _ = linked
     write_native(link, "junky", percent=1.0)
-    wait_for(lambda: percent_of(started, "junky") == 1.0, timeout=5, what="job seen")
+    wait_for(lambda: percent_of(started, "junky") == 1.0, timeout=HANG_S, what="job seen")
     watches = started.watcher._watches
     assert watches is not None and watches.watch_count == 2  # the jobs dir and the job dir
     for i in range(30):
         (link / "junky" / "frames" / f"chunk-{i}" / "tiles").mkdir(parents=True)
     write_native(link, "junky", percent=2.0, revision=2)
-    wait_for(lambda: percent_of(started, "junky") == 2.0, timeout=5, what="an update after the junk")
+    wait_for(lambda: percent_of(started, "junky") == 2.0, timeout=HANG_S, what="an update after the junk")
     assert watches.watch_count == 2
     assert started.watcher.stats.unwatched_dirs == 0
 
@@ -102,7 +102,7 @@ def test_job_dirs_created_or_replaced_while_the_queue_overflowed_are_watched_aft
     try:
         for i in range(30):
             write_native(jobs, f"busy-{i:02d}", percent=0.0)
-        poll(lambda: _percent(url, "busy-29") == 0.0, 30, "the busy jobs")
+        poll(lambda: _percent(url, "busy-29") == 0.0, STARTUP_S, "the busy jobs")
         os.kill(process.process.pid, signal.SIGSTOP)  # nobody reads the queue: 18,000 events overflow its 16,384
         for revision in range(1, 201):
             for i in range(30):
@@ -111,14 +111,14 @@ def test_job_dirs_created_or_replaced_while_the_queue_overflowed_are_watched_aft
         shutil.rmtree(jobs / "busy-05")  # and so are the old dir's removal and the new one's creation
         write_native(jobs, "busy-05", percent=7.0)
         os.kill(process.process.pid, signal.SIGCONT)
-        poll(lambda: (_metric(url, "aura_watcher_overflows_total") or 0) >= 1, 10, "the overflow counted")
-        poll(lambda: _percent(url, "late") == 1.0, 10, "the late job, found by the rescan the overflow triggered")
+        poll(lambda: (_metric(url, "aura_watcher_overflows_total") or 0) >= 1, HANG_S, "the overflow counted")
+        poll(lambda: _percent(url, "late") == 1.0, HANG_S, "the late job, found by the rescan the overflow triggered")
         write_native(jobs, "late", percent=2.0, revision=2)
-        poll(lambda: _percent(url, "late") == 2.0, 5, "an update in the late job's dir, by inotify")
+        poll(lambda: _percent(url, "late") == 2.0, HANG_S, "an update in the late job's dir, by inotify")
         assert _percent(url, "busy-00") == 100.0
-        poll(lambda: _percent(url, "busy-05") == 7.0, 5, "the replaced job dir, by the rescan")
+        poll(lambda: _percent(url, "busy-05") == 7.0, HANG_S, "the replaced job dir, by the rescan")
         write_native(jobs, "busy-05", percent=8.0, revision=2)
-        poll(lambda: _percent(url, "busy-05") == 8.0, 5, "an update in the replaced dir, by inotify")
+        poll(lambda: _percent(url, "busy-05") == 8.0, HANG_S, "an update in the replaced dir, by inotify")
     finally:
         os.kill(process.process.pid, signal.SIGCONT)
         process.stop()
@@ -147,11 +147,11 @@ def _sidecar_in_own_namespace(tmp_path: Path, jobs: Path, port: int, limits: str
 
 
 def _metric(url: str, name: str) -> float | None:
-    return scraped(httpx.get(f"{url}/metrics", timeout=5).text).get((name, frozenset()))
+    return scraped(httpx.get(f"{url}/metrics", timeout=HANG_S).text).get((name, frozenset()))
 
 
 def _percent(url: str, job_id: str) -> float | None:
-    answer = httpx.get(f"{url}/api/jobs/{job_id}", timeout=5)
+    answer = httpx.get(f"{url}/api/jobs/{job_id}", timeout=HANG_S)
     return answer.json()["percent"] if answer.status_code == 200 else None
 
 
@@ -164,24 +164,24 @@ def test_dirs_over_the_watch_limit_are_reported_then_watched_once_it_is_raised(t
     # Room for the jobs dir and the two job dirs present at start; nothing more.
     process = _sidecar_in_own_namespace(tmp_path, jobs, port, f"echo 3 > {LIMIT_FILE}")
     try:
-        poll(lambda: _percent(url, "b") == 1.0, 30, "the sidecar serving the first jobs")
+        poll(lambda: _percent(url, "b") == 1.0, STARTUP_S, "the sidecar serving the first jobs")
         write_native(jobs, "c", percent=1.0)
         write_native(jobs, "d", percent=1.0)
-        poll(lambda: _metric(url, "aura_watcher_unwatched_dirs") == 2, 10, "the two refused dirs counted")
-        ready = httpx.get(f"{url}/readyz", timeout=5)
+        poll(lambda: _metric(url, "aura_watcher_unwatched_dirs") == 2, HANG_S, "the two refused dirs counted")
+        ready = httpx.get(f"{url}/readyz", timeout=HANG_S)
         assert ready.status_code == 200  # degraded, not dropped: the rescan still sees every change
         body = ready.json()
         assert body["status"] == "degraded" and body["unwatchedDirs"] == 2
         assert "fs.inotify.max_user_watches" in body["reasons"][0]
         write_native(jobs, "a", percent=2.0, revision=2)  # the watched dirs still hear their writes
-        poll(lambda: _percent(url, "a") == 2.0, 5, "an update in a watched dir")
+        poll(lambda: _percent(url, "a") == 2.0, HANG_S, "an update in a watched dir")
 
         _set_limit(process.process.pid, 100)
-        poll(lambda: _metric(url, "aura_watcher_unwatched_dirs") == 0, 15, "the refused watches retried")
-        assert httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "ready"
-        poll(lambda: _percent(url, "d") == 1.0, 5, "the record written while unwatched, read once watched")
+        poll(lambda: _metric(url, "aura_watcher_unwatched_dirs") == 0, HANG_S, "the refused watches retried")
+        assert httpx.get(f"{url}/readyz", timeout=HANG_S).json()["status"] == "ready"
+        poll(lambda: _percent(url, "d") == 1.0, HANG_S, "the record written while unwatched, read once watched")
         write_native(jobs, "c", percent=3.0, revision=2)
-        poll(lambda: _percent(url, "c") == 3.0, 5, "an update in a dir watched after the raise")
+        poll(lambda: _percent(url, "c") == 3.0, HANG_S, "an update in a dir watched after the raise")
         process.check_alive()
     finally:
         process.stop()
@@ -198,15 +198,17 @@ def test_no_inotify_instance_left_means_degraded_then_watching_once_one_is_allow
     url = f"http://127.0.0.1:{port}"
     process = _sidecar_in_own_namespace(tmp_path, jobs, port, f"echo 0 > {INSTANCES_FILE}")
     try:
-        poll(lambda: _percent(url, "early") == 1.0, 30, "the start-up scan, without inotify")
-        poll(lambda: httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "degraded", 10, "readyz degraded")
-        ready = httpx.get(f"{url}/readyz", timeout=5)
+        poll(lambda: _percent(url, "early") == 1.0, STARTUP_S, "the start-up scan, without inotify")
+        poll(
+            lambda: httpx.get(f"{url}/readyz", timeout=HANG_S).json()["status"] == "degraded", HANG_S, "readyz degraded"
+        )
+        ready = httpx.get(f"{url}/readyz", timeout=HANG_S)
         assert ready.status_code == 200 and "inotify unavailable" in ready.json()["reasons"][0]
         assert _metric(url, "aura_watcher_unwatched_dirs") == 1  # the jobs dir itself
         _set_limit(process.process.pid, 8, INSTANCES_FILE)
-        poll(lambda: httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "ready", 10, "watching")
+        poll(lambda: httpx.get(f"{url}/readyz", timeout=5).json()["status"] == "ready", HANG_S, "watching")
         write_native(jobs, "early", percent=2.0, revision=2)
-        poll(lambda: _percent(url, "early") == 2.0, 5, "an update heard by inotify")
+        poll(lambda: _percent(url, "early") == 2.0, HANG_S, "an update heard by inotify")
         process.check_alive()
     finally:
         process.stop()
