@@ -20,11 +20,9 @@ import pytest
 from aura_monitor.cli.client import ServerUnreachable
 from aura_monitor.cli.main import main
 from aura_monitor.cli.watch import JobView, Reconnect, follow
-from tests.support import wait_for, write_native
+from tests.support import STARTUP_S, wait_for, write_native
 from tests.support.cli import run_in_pty
 from tests.support.live_server import LiveServer, live_server
-
-STARTUP_BOUND_S = 60.0
 
 
 class Watch:
@@ -46,7 +44,7 @@ class Watch:
 
     # A bound, not a wait: starting `python -m aura_monitor` took 17 s of wall time (1.5 s CPU) on a loaded
     # 2-core machine, past the old 15 s, so the first line of a healthy watch came too late.
-    def expect(self, text: str, timeout: float = STARTUP_BOUND_S) -> None:
+    def expect(self, text: str, timeout: float = STARTUP_S) -> None:
         deadline = threading.Event()
         timer = threading.Timer(timeout, deadline.set)
         timer.start()
@@ -63,7 +61,7 @@ class Watch:
             timer.cancel()
         raise AssertionError(f"watch never printed {text!r}; it printed {self.seen}")
 
-    def exit_code(self, timeout: float = STARTUP_BOUND_S) -> int:
+    def exit_code(self, timeout: float = STARTUP_S) -> int:
         code = self.process.wait(timeout)
         while not self.lines.empty():
             self.seen.append(self.lines.get())
