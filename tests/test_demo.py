@@ -15,7 +15,7 @@ import psutil
 
 from aura_monitor.cli.demo import demo_jobs
 from aura_monitor.cli.demo_judge import HOLD_SHARE, REACH_WITHIN_S
-from tests.support import wait_for
+from tests.support import HANG_S, wait_for
 from tests.support.live_stack import free_port
 
 DEMO = [sys.executable, "-m", "aura_monitor", "demo"]
@@ -48,10 +48,11 @@ def test_demo_once_reaches_every_verdict_soon_after_the_fault_and_holds_it(tmp_p
     # Every stalling fault was watched for a while after its verdict, not judged at one instant.
     for name in ("hang-encoder", "crash-worker", "stderr-deadlock", "upstream-errors"):
         assert int(rows[name][4].split(" of ")[1]) >= 10, rows[name]
-    # Piped, the demo prints plain progress lines, never more than 10 s apart.
+    # Piped, the demo keeps printing plain progress lines (one every 5 s: a gap of 30 s is a demo that stopped
+    # printing, not a slow machine).
     times = [int(m.group(1)) for line in out.splitlines() if (m := PROGRESS_LINE.match(line))]
-    assert times and times[0] <= 10, out[:2000]
-    assert max(b - a for a, b in itertools.pairwise(times)) <= 10, times
+    assert times and times[0] <= HANG_S, out[:2000]
+    assert max(b - a for a, b in itertools.pairwise(times)) <= HANG_S, times
     assert not list((tmp_path / "jobs").glob("*/requests/*.json")), "no control request left behind"
 
 
