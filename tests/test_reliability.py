@@ -17,8 +17,9 @@ import pytest
 from aura_monitor.config import load_settings
 from aura_monitor.jobs.transitions import Transition, TransitionKind
 from aura_monitor.sidecar import Sidecar
-from tests.support import sample, wait_for, write_native
+from tests.support import STARTUP_S, sample, wait_for, write_native
 from tests.support.aura_writer import RUNNING, AuraJob
+from tests.support.live_stack import free_port, sidecar_argv
 
 pytestmark = pytest.mark.reliability
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,37 +78,14 @@ def test_aura_style_writers_doing_100k_in_place_rewrites_across_1000_jobs(jobs_d
 
 
 def _serve(jobs_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aura_monitor",
-            "serve",
-            "--jobs-dir",
-            str(jobs_dir),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """The sidecar as a plain child (the tests kill -9 and SIGSTOP it), quiet, started like every other."""
+    argv = sidecar_argv(jobs_dir, port, "--log-level", "warning", *extra)
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture
 def port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture
@@ -116,7 +94,7 @@ def server(jobs_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen[bytes],
     process = _serve(jobs_dir, port, "--stall-threshold", "5", "--rescan-interval", "300")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _ready(url), timeout=30, what="sidecar subprocess ready")
+        wait_for(lambda: _ready(url), timeout=STARTUP_S, what="sidecar subprocess ready")
         yield process, url
     finally:
         if process.poll() is None:
@@ -170,7 +148,7 @@ def test_kill_9_and_restart_rebuild_the_state_from_disk(jobs_dir: Path, port: in
     url = f"http://127.0.0.1:{port}"
     first = _serve(jobs_dir, port)
     try:
-        wait_for(lambda: _ready(url) and len(_jobs(url)) == 3, timeout=30, what="first sidecar")
+        wait_for(lambda: _ready(url) and len(_jobs(url)) == 3, timeout=STARTUP_S, what="first sidecar")
         assert _jobs(url)["stalled-tts"]["stalled"] is True
     finally:
         first.kill()
@@ -179,7 +157,7 @@ def test_kill_9_and_restart_rebuild_the_state_from_disk(jobs_dir: Path, port: in
     write_native(jobs_dir, "late", stage="Script", percent=10.0)  # created while down
     second = _serve(jobs_dir, port)
     try:
-        wait_for(lambda: _ready(url) and len(_jobs(url)) == 4, timeout=30, what="restarted sidecar")
+        wait_for(lambda: _ready(url) and len(_jobs(url)) == 4, timeout=STARTUP_S, what="restarted sidecar")
         jobs = _jobs(url)
         assert jobs["moving"]["percent"] == 90.0 and jobs["late"]["percent"] == 10.0
         assert jobs["done"]["status"] == "completed"
@@ -197,7 +175,7 @@ def test_kill_9_mid_run_loses_no_terminal_event_for_reconnecting_watchers(jobs_d
     first = _serve(jobs_dir, port)
     watchers: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        wait_for(lambda: _ready(url) and len(_jobs(url)) == 3, timeout=30, what="first sidecar")
+        wait_for(lambda: _ready(url) and len(_jobs(url)) == 3, timeout=STARTUP_S, what="first sidecar")
         for job_id in ("ends-ok", "ends-failed"):
             watchers[job_id] = subprocess.Popen(
                 [sys.executable, "-m", "aura_monitor", "watch", job_id, "--url", url],

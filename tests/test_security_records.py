@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,13 +26,14 @@ from aura_monitor.jobs.stall import Thresholds
 from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.jobs.transitions import Transition
 from aura_monitor.records import parse_record
-from tests.support import sample, wait_for, write_native
+from tests.support import STARTUP_S, sample, wait_for, write_native
 from tests.support.live_server import SseClient, live_server
+from tests.support.live_stack import aura_monitor_argv, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # A small threshold so a stall or a pause twice its length stays a few seconds; no periodic rescan, so
 # only the pause handling can save the healthy jobs after SIGCONT.
-SERVE = [sys.executable, "-m", "aura_monitor", "serve", "--stall-threshold", "3", "--rescan-interval", "300"]
+SERVE = aura_monitor_argv("serve", "--stall-threshold", "3", "--rescan-interval", "300")
 SERVE += ["--log-level", "warning"]
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 HEALTHY = ("healthy-1", "healthy-2", "healthy-3")
@@ -174,17 +174,11 @@ def _fields(record: Any) -> dict[str, Any]:
 # -- real subprocesses: clock steps and pauses -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serve(
     jobs_dir: Path, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [*SERVE, "--jobs-dir", str(jobs_dir), "--port", str(port)],
@@ -197,6 +191,7 @@ def _serve(
     try:
         wait_for(
             lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200,
+            timeout=STARTUP_S,
             what="serve ready",
             ignoring=(httpx.HTTPError,),
         )
@@ -269,7 +264,7 @@ def test_stepping_the_sidecars_wall_clock_back_600_s_does_not_hide_a_real_stall(
     offset.write_text("+0\n")
     with _serve(jobs_dir, tmp_path / "serve.log", _faketime_env(offset)) as (_, url):
         with _Writers(jobs_dir, ("stuck",)):
-            wait_for(lambda: "stuck" in _jobs(url), what="job discovered")
+            wait_for(lambda: "stuck" in _jobs(url), STARTUP_S, "job discovered")
         offset.write_text("-600\n")  # the writer stopped: a real stall begins; the clock goes back 10 minutes
         began = time.monotonic()
         wait_for(lambda: _jobs(url)["stuck"]["stalled"], timeout=15, what="the stall flagged despite the clock step")
@@ -285,7 +280,7 @@ def test_stepping_the_sidecars_wall_clock_forward_600_s_invents_no_stall_and_no_
     jobs = ("busy-1", "busy-2")
     with _serve(jobs_dir, tmp_path / "serve.log", _faketime_env(offset)) as (_, url), _Writers(jobs_dir, jobs):
         write_native(jobs_dir, "stuck", percent=10.0)  # written once: a real stall, 3 s from now
-        wait_for(lambda: {*jobs, "stuck"} <= set(_jobs(url)), what="jobs discovered")
+        wait_for(lambda: {*jobs, "stuck"} <= set(_jobs(url)), STARTUP_S, "jobs discovered")
         stream = SseClient(int(url.rsplit(":", 1)[1]), "/api/events")
         try:
             stream.wait_for_event("connected")
@@ -309,7 +304,7 @@ def test_after_sigstop_and_sigcont_no_healthy_job_is_ever_reported_stalled(jobs_
     jobs = tuple(f"busy-{n}" for n in range(8))
     log = tmp_path / "serve.log"
     with _serve(jobs_dir, log) as (proc, url), _Writers(jobs_dir, jobs):
-        wait_for(lambda: set(jobs) <= set(_jobs(url)), what="jobs discovered")
+        wait_for(lambda: set(jobs) <= set(_jobs(url)), STARTUP_S, "jobs discovered")
         port = int(url.rsplit(":", 1)[1])
         stream = SseClient(port, "/api/events")
         try:
