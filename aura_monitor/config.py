@@ -117,6 +117,16 @@ class Settings(BaseSettings):
     stage_thresholds: dict[str, float] = Field(
         default_factory=dict, description='per-stage thresholds in seconds, JSON: {"tts": 90, "render": 60}'
     )
+    thresholds: Literal["learned", "configured"] = Field(
+        "learned",
+        description="stall thresholds: learned per stage from healthy runs in the history once there are enough, "
+        "or the configured ones only",
+    )
+    learn_min_runs: int = Field(20, ge=1, le=1_000_000, description="healthy runs a stage needs before it is learned")
+    learn_floor: float = Field(10.0, gt=0, description="lowest learned threshold, in seconds")
+    learn_ceiling: float = Field(
+        4.0, gt=0, description="highest learned threshold, as a multiple of the stage's configured threshold"
+    )
     unreadable_grace: float = Field(
         10.0, ge=0, description="seconds a job.json may stay unparseable before it is reported"
     )

@@ -60,6 +60,10 @@ class Job(_Camel):
     seconds_since_progress: float | None
     threshold_seconds: float | None
     threshold_kind: str | None
+    threshold_source: str | None = Field(
+        description="learned (from healthy runs in the history) or configured; None when the job cannot stall"
+    )
+    threshold_basis: str | None = Field(description="where the threshold's seconds came from, in one sentence")
     stalled_since: str | None
     verdict: str | None
     verdicts: list[VerdictAt] = Field(description="the current (or last) stall's verdict each time it changed")
@@ -248,6 +252,8 @@ def _job_fields(state: JobState, record: JobRecord, now: float, base_url: str | 
         seconds_since_progress=None if record.status.terminal else state.seconds_since_progress(now),
         threshold_seconds=state.threshold,
         threshold_kind=state.threshold_kind.value if state.threshold_kind else None,
+        threshold_source=state.threshold_source.value if state.threshold_source else None,
+        threshold_basis=state.threshold_basis,
         stalled_since=_iso(state.stalled_since),
         verdict=state.verdict,
         verdicts=[VerdictAt(at=format_iso(at), code=code.value) for at, code in state.verdicts],

@@ -74,6 +74,8 @@ def run_diagnosis(
         "secondsSinceProgress": None if record is None or record.status.terminal else subject.since_progress(now),
         "thresholdSeconds": subject.threshold,
         "thresholdKind": subject.threshold_kind.value if subject.threshold_kind else None,
+        "thresholdSource": subject.threshold_source,
+        "thresholdBasis": subject.threshold_basis,
         "verdict": verdict.code.value,
         "severity": verdict.severity.value,
         "summary": verdict.summary,

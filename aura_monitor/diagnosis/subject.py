@@ -22,6 +22,8 @@ class Subject:
     stalled_since: float | None = None
     threshold: float | None = None
     threshold_kind: ThresholdKind | None = None
+    threshold_source: str | None = None
+    threshold_basis: str | None = None
     parse_failures: int = 0
     last_parse_error: str | None = None
     unreadable_since: float | None = None
@@ -41,6 +43,8 @@ class Subject:
             stalled_since=state.stalled_since,
             threshold=state.threshold,
             threshold_kind=state.threshold_kind,
+            threshold_source=state.threshold_source.value if state.threshold_source else None,
+            threshold_basis=state.threshold_basis,
             parse_failures=state.parse_failures,
             last_parse_error=state.last_parse_error,
             unreadable_since=state.unreadable_since,

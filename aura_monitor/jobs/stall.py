@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ..config import Settings
+from .learned import EMPTY, LearnedTable
 from .model import JobStatus
 from .stages import FINALIZATION_STAGES, stage_key
 
@@ -20,6 +21,23 @@ class ThresholdKind(StrEnum):
     STAGE = "stage"
 
 
+class ThresholdSource(StrEnum):
+    """Where a job's threshold came from: the fleet's own history or the configuration (DESIGN 2.7)."""
+
+    LEARNED = "learned"
+    CONFIGURED = "configured"
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    """The threshold that applies to a job now, the rule that chose it, and where its seconds came from."""
+
+    seconds: float
+    kind: ThresholdKind
+    source: ThresholdSource
+    basis: str
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """Stall thresholds in seconds; `stages` overrides by lower-case stage name or canonical stage key."""
@@ -29,6 +47,8 @@ class Thresholds:
     finalizing_percent: float = 90.0
     queued: float = 600.0
     stages: dict[str, float] = field(default_factory=dict)
+    # Learned per-stage thresholds (jobs/learned.py), swapped in whole by Tracker.set_thresholds.
+    learned: LearnedTable = EMPTY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -41,9 +61,38 @@ class Thresholds:
         )
 
     def for_job(self, status: JobStatus, stage: str, percent: float) -> tuple[float, ThresholdKind] | None:
-        """Seconds without progress after which a job is stalled; None when it cannot stall."""
+        """Seconds without progress after which a job is stalled (configured rules only); None when it cannot."""
+        picked = self.configured_pick(status, stage, percent)
+        return None if picked is None else (picked.seconds, picked.kind)
+
+    def configured_for_stage(self, key: str) -> float:
+        """The configured threshold of a running stage by canonical key (the learned ceiling's base)."""
+        picked = self.configured_pick(JobStatus.RUNNING, key, 0.0)
+        return picked.seconds if picked is not None else self.default
+
+    def pick(self, status: JobStatus, stage: str, percent: float, media_s: float | None = None) -> Picked | None:
+        """The threshold that applies now: a learned one for the stage when there is one, else the configured.
+
+        The queued rule is never learned. While finalizing (a finalization stage, or percent >= the
+        finalizing percent) the configured finalizing threshold applies unless the stage itself is learned
+        *and* is a finalization stage: a Render at 92% keeps its finalizing allowance (faststart's silent
+        pass), a learned Finalize stage uses what healthy Finalize runs showed."""
+        configured = self.configured_pick(status, stage, percent)
+        if configured is None or configured.kind is ThresholdKind.QUEUED:
+            return configured
+        key = stage_key(stage)
+        learned = self.learned.get(key)
+        if learned is None:
+            return configured
+        if configured.kind is ThresholdKind.FINALIZING and stage.strip().lower() not in FINALIZATION_STAGES:
+            return configured
+        seconds, basis = learned.for_media(media_s)
+        return Picked(seconds, configured.kind, ThresholdSource.LEARNED, basis)
+
+    def configured_pick(self, status: JobStatus, stage: str, percent: float) -> Picked | None:
+        """The configured rules alone (--stall-threshold, --finalizing-threshold, --queued-threshold, per stage)."""
         if status is JobStatus.QUEUED:
-            return self.queued, ThresholdKind.QUEUED
+            return Picked(self.queued, ThresholdKind.QUEUED, ThresholdSource.CONFIGURED, "configured queued threshold")
         # Aura's Pause only flips the Status field: the pipeline keeps running and writes Running back on its
         # next update, so a Paused record that stops changing is as stuck as a Running one (AURA_FORMAT.md).
         if status not in (JobStatus.RUNNING, JobStatus.PAUSED):
@@ -51,10 +100,14 @@ class Thresholds:
         name = stage.strip().lower()
         for key in (name, stage_key(stage)):
             if key in self.stages:
-                return self.stages[key], ThresholdKind.STAGE
+                return Picked(
+                    self.stages[key], ThresholdKind.STAGE, ThresholdSource.CONFIGURED, f"configured for stage {key}"
+                )
         if name in FINALIZATION_STAGES or percent >= self.finalizing_percent:
-            return self.finalizing, ThresholdKind.FINALIZING
-        return self.default, ThresholdKind.DEFAULT
+            return Picked(
+                self.finalizing, ThresholdKind.FINALIZING, ThresholdSource.CONFIGURED, "configured finalizing threshold"
+            )
+        return Picked(self.default, ThresholdKind.DEFAULT, ThresholdSource.CONFIGURED, "configured default threshold")
 
 
 def stalls_after(last_progress_at: float, threshold: float) -> float:

@@ -14,7 +14,7 @@ from .index import JobIndex
 from .model import JobRecord, JobStatus, ProgressPoint
 from .recent import Recent
 from .settle import VerdictHold
-from .stall import DeadlineHeap, ThresholdKind, Thresholds, stalls_after
+from .stall import DeadlineHeap, ThresholdKind, Thresholds, ThresholdSource, stalls_after
 from .transitions import Transition, TransitionKind, Value
 from .verdicts import Verdict
 
@@ -43,6 +43,8 @@ class JobState:
     stage_since: float | None = None
     threshold: float | None = None
     threshold_kind: ThresholdKind | None = None
+    threshold_source: ThresholdSource | None = None
+    threshold_basis: str | None = None  # one sentence: where the threshold's seconds came from
     stalled: bool = False
     stalled_since: float | None = None
     verdict: Verdict | None = None
@@ -248,6 +250,19 @@ class Tracker:
                 out.append(self._make(state, TransitionKind.UNREADABLE, None, None, reason, now))
             return self._emit(out)
 
+    def set_thresholds(self, thresholds: Thresholds, at: float) -> list[Transition]:
+        """Swap in new thresholds (a refreshed learned table) and re-arm every job by them now: a job already
+        quieter than its new threshold is flagged at once, one with more room gets it."""
+        with self.lock:
+            self.thresholds = thresholds
+            m = self.mono(at)
+            out: list[Transition] = []
+            for state in self._jobs.values():
+                if state.record is not None and state.progress_mono is not None and not state.stalled:
+                    self._rearm(state, at, m, out)
+                    self.index.sync(state)
+            return self._emit(out)
+
     # -- internals -----------------------------------------------------------------------------
     def _discover(
         self, state: JobState, record: JobRecord, at: float, m: float, mtime: float | None, out: list[Transition]
@@ -325,8 +340,11 @@ class Tracker:
     def _rearm(self, state: JobState, at: float, m: float, out: list[Transition]) -> None:
         record = state.record
         assert record is not None and state.progress_mono is not None
-        picked = self.thresholds.for_job(record.status, record.stage, record.percent)
+        chosen = self.thresholds.pick(record.status, record.stage, record.percent, record.expected_duration_s)
+        picked = (chosen.seconds, chosen.kind) if chosen is not None else None
         state.threshold, state.threshold_kind = picked if picked else (None, None)
+        state.threshold_source = chosen.source if chosen is not None else None
+        state.threshold_basis = chosen.basis if chosen is not None else None
         progressed_since_stall = state.stalled_mono is not None and state.progress_mono > state.stalled_mono
         if state.stalled and (picked is None or progressed_since_stall):
             reason = "job reached a terminal state" if record.status.terminal else "progress resumed"
@@ -366,7 +384,8 @@ class Tracker:
         state.verdicts.append((now, state.verdict))
         reason = (
             f"no progress for {quiet:.1f} s in stage {record.stage or '?'} at "
-            f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'})"
+            f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'}, "
+            f"{state.threshold_source or '?'}: {state.threshold_basis or '?'})"
         )
         out.append(self._make(state, TransitionKind.STALLED, None, state.verdict, reason, now, quiet))
 
