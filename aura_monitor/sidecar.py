@@ -106,9 +106,13 @@ class Sidecar:
         self.tracker.subscribe(self.events.publish)
         self.tracker.subscribe(self.diagnosis.observe)
         # Last, after diagnosis: the history only enqueues (a bounded queue; its own thread writes the database).
-        self.history = History(settings, self.tracker, self.clock, self.registry, scanned=lambda: self.watcher.ready)
+        self.history = History(settings, self.tracker, self.clock, self.registry, scanned=self._scanned)
         self.tracker.subscribe(self.history.observe)
         self._started = False
+
+    def _scanned(self) -> bool:
+        """The jobs dir is watched and every record named so far has been read (the history reconciles then)."""
+        return self.watcher.ready and self.ingestor.wait_idle(0)
 
     def _count(self, batch: Sequence[Transition]) -> None:
         def stage_of(job_id: str) -> str:

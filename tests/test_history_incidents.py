@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 
 from aura_monitor.config import load_settings
-from aura_monitor.history.ops import StageDone
+from aura_monitor.history.ops import IncidentOpened, StageDone
 from aura_monitor.history.sqlite import SQLiteStore
+from aura_monitor.jobs.verdicts import Verdict
 from tests.support import wait_for
 from tests.support.aura_writer import CANCELED, DONE, FAILED, QUEUED, RUNNING, AuraJob
 from tests.support.cli import Running
@@ -161,3 +162,29 @@ def test_the_default_history_lives_in_the_state_dir_never_in_the_jobs_dir(
         assert "inside the jobs dir" in str(exc)
     else:
         raise AssertionError("a history inside the jobs dir was accepted")
+
+
+def test_incidents_left_open_by_a_crash_end_at_restart_as_their_jobs_records_now_say(
+    jobs_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.db"
+    store = SQLiteStore(path)
+    began = time.time() - 600
+    store.apply([IncidentOpened(job_id, "node-a", 1, "script", began, Verdict.NO_PROGRESS)
+                 for job_id in ("moving-again", "finished", "gone")])  # fmt: skip
+    store.close()
+    now = time.time()
+    moving = AuraJob(jobs_dir, id="moving-again", status=RUNNING, created=now - 100, started=now - 90)
+    moving.progress(now - 1, "Script", 60)
+    moving.write()
+    finished = AuraJob(jobs_dir, id="finished", status=DONE, created=now - 100, started=now - 90)
+    finished.progress(now - 5, "Render", 100)
+    finished.write()
+    with live_server(jobs_dir, history=f"sqlite:///{path}", node="node-a", **POLLING) as server:
+        wait_for(
+            lambda: (
+                {i["jobId"]: i["resolution"] for i in _incidents(server.url)["incidents"]}
+                == {"moving-again": "recovered", "finished": "completed", "gone": "open"}
+            ),
+            what="the stale incidents closed, the one without a record left open",
+        )

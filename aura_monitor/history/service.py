@@ -70,7 +70,8 @@ class History:
         self._thread: threading.Thread | None = None
         self.error: str | None = None  # the last failure while the database is unavailable, else None
         self.lost = 0  # operations dropped since the database was last healthy (said in /readyz)
-        self.reconciled = False
+        self.reconciles = 0  # passes over the incidents left open (the first once the initial scan is read)
+        self._next_reconcile = 0.0
         self.written = 0
 
     # -- the hot side (tracker lock held) --------------------------------------------------------
@@ -130,7 +131,7 @@ class History:
             if not pending:
                 pending = self._take()
             try:
-                if not self.reconciled and self.scanned():
+                if time.monotonic() >= self._next_reconcile and self.scanned():
                     self._reconcile()
                 if pending:
                     self.store.apply(pending)
@@ -209,7 +210,11 @@ class History:
             self.store.close_incident(incident["id"], now, resolution)
             log.info("incident %s of job %s ended while the sidecar was down: %s", incident["id"], incident["jobId"],
                      resolution.value)  # fmt: skip
-        self.reconciled = True
+        self.reconciles += 1
+        # Again after two rescans (a job the first pass did not know yet is read by then), then hourly: an
+        # incident open in the file whose job is known and not stalled is always one whose end was missed.
+        later = 2 * self.settings.rescan_interval if self.reconciles == 1 else RETENTION_EVERY_S
+        self._next_reconcile = time.monotonic() + later
 
     def _prune(self) -> None:
         removed = self.store.prune(self.clock.now() - self.retention)
