@@ -17,6 +17,7 @@ from .control import ControlService
 from .diagnosis.service import DiagnosisService
 from .events import EventBroker
 from .history import History
+from .history.learning import ThresholdLearner
 from .jobs.stages import stage_key
 from .jobs.stall import Thresholds
 from .jobs.tracker import Tracker
@@ -108,6 +109,8 @@ class Sidecar:
         # Last, after diagnosis: the history only enqueues (a bounded queue; its own thread writes the database).
         self.history = History(settings, self.tracker, self.clock, self.registry, scanned=self._scanned)
         self.tracker.subscribe(self.history.observe)
+        # Learned thresholds (DESIGN 2.7): a small thread re-learns from the history and swaps them into the tracker.
+        self.learner = ThresholdLearner(settings, self.thresholds, self.tracker, self.history.store, self.clock)
         self._started = False
 
     def _scanned(self) -> bool:
@@ -129,6 +132,7 @@ class Sidecar:
         self.ingestor.start()
         self.diagnosis.start()
         self.history.start()
+        self.learner.start()
         self.stall_timer.start()
         self.watcher.start()
         log.info("watching %s (%s)", self.jobs_dir, self.settings.watch)
@@ -142,6 +146,7 @@ class Sidecar:
         self.stall_timer.stop()
         self.diagnosis.stop()
         self.ingestor.stop()
+        self.learner.stop()
         self.history.stop()
         self.job_tracer.close(self.clock.now())
         if self._owns_tracer_provider and isinstance(self.tracer_provider, SdkTracerProvider):

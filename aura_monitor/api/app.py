@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from .. import __version__
 from ..events import watch_server_exit
 from ..sidecar import Sidecar
-from . import aura, board, control, events, fleet, incidents, jobs, problems, runbooks
+from . import aura, board, control, events, fleet, incidents, jobs, problems, runbooks, thresholds
 from .guard import BrowserGuard
 from .limits import StreamCap, bound_loop_errors
 from .scrape import exposition_response
@@ -57,6 +57,7 @@ def create_app(sidecar: Sidecar, *, manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(runbooks.router)
     app.include_router(fleet.router)
     app.include_router(incidents.router)
+    app.include_router(thresholds.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

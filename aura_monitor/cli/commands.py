@@ -11,6 +11,7 @@ from . import fleet as fleet_cli
 from . import incidents as incidents_cli
 from . import jobs as jobs_cli
 from . import pipeline as pipeline_commands
+from . import thresholds as thresholds_cli
 from . import watch as watch_cli
 from .exits import epilog
 
@@ -35,4 +36,5 @@ def register(sub: Any) -> None:
     _add(sub, "jobs", jobs_cli.HELP, jobs_cli)
     _add(sub, "fleet", fleet_cli.HELP, fleet_cli)
     _add(sub, "incidents", incidents_cli.HELP, incidents_cli)
+    _add(sub, "thresholds", thresholds_cli.HELP, thresholds_cli)
     pipeline_commands.register(sub)

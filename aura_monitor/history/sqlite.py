@@ -267,6 +267,18 @@ class SQLiteStore:
         rows = self._read(f"SELECT {', '.join(COLUMNS)} FROM incidents WHERE started_at >= ?", [since])
         return [_decoded(row) for row in rows]
 
+    def healthy_stage_gaps(self, since: float, per_stage: int) -> list[tuple[str, float, float | None]]:
+        rows = self._read(
+            "SELECT stage, max_gap_s, expected_media_s FROM (SELECT s.stage, s.max_gap_s, s.expected_media_s,"
+            " ROW_NUMBER() OVER (PARTITION BY s.stage ORDER BY s.ended_at DESC) AS n FROM stages s"
+            " JOIN runs r ON r.job_id = s.job_id AND r.attempt = s.attempt AND r.node = s.node"
+            " WHERE r.status = 'completed' AND s.max_gap_s IS NOT NULL AND s.ended_at >= ? AND NOT EXISTS"
+            " (SELECT 1 FROM incidents i WHERE i.job_id = s.job_id AND i.attempt = s.attempt AND i.node = s.node))"
+            " AS healthy WHERE n <= ?",
+            [since, per_stage],
+        )
+        return [(str(stage), float(gap), None if media is None else float(media)) for stage, gap, media in rows]
+
 
 def _decoded(row: Sequence[Any], evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     values = list(row)

@@ -84,6 +84,10 @@ class HistoryStore(Protocol):
     def incident_rows(self, since: float) -> list[dict[str, Any]]:
         """Every incident that started since `since`."""
 
+    def healthy_stage_gaps(self, since: float, per_stage: int) -> list[tuple[str, float, float | None]]:
+        """(stage, largest progress gap, expected media seconds) of stages that ended since `since` in runs
+        that completed without any incident: at most `per_stage` of each stage, the newest (learned thresholds)."""
+
 
 COLUMNS = ("id", "job_id", "node", "attempt", "stage", "started_at", "ended_at", "verdict", "timeline", "resolution")
 

@@ -1,0 +1,123 @@
+"""Learned thresholds live: a history with enough healthy runs of a stage sets that stage's stall clock,
+shown on the job, in explain, in GET /api/thresholds and in `aura-monitor thresholds`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aura_monitor.cli.main import main
+from aura_monitor.history.ops import IncidentOpened, RunSeen, StageDone
+from aura_monitor.history.sqlite import SQLiteStore
+from aura_monitor.jobs.verdicts import Verdict
+from tests.support import wait_for
+from tests.support.aura_writer import RUNNING, AuraJob
+from tests.support.live_server import live_server
+
+
+def _seed(path: Path, stage: str, runs: int, max_gap: float, *, stalled_too: int = 0) -> None:
+    """`runs` healthy completed runs of `stage` (largest gap `max_gap`), plus runs with a stall that must not count."""
+    store = SQLiteStore(path)
+    start = time.time() - 3600
+    ops: list[object] = []
+    for i in range(runs + stalled_too):
+        job = f"seed-{i}"
+        ops.append(RunSeen(job, 1, "node-a", "completed", start, start, start + 60, None, start + 60))
+        gap = max_gap if i < runs else 500.0
+        ops.append(StageDone(job, 1, "node-a", stage, start + 10, start + 40, 30, gap, gap / 2, None))
+    store.apply(ops)  # type: ignore[arg-type]
+    store.close()
+
+
+def _history_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("learned") / "history.db"
+
+
+def test_a_stage_learned_from_25_healthy_runs_stalls_at_its_learned_threshold_and_says_why(
+    jobs_dir: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = _history_path(tmp_path_factory)
+    _seed(history, "tts", 25, 1.0)
+    now = time.time()
+    job = AuraJob(jobs_dir, id="quiet-tts", status=RUNNING, created=now - 20, started=now - 15)
+    job.progress(now, "TTS", 30)
+    job.write()
+    settings = {"history": f"sqlite:///{history}", "learn_floor": 3.0, "watch": "polling", "poll_interval": 0.2}
+    with live_server(jobs_dir, **settings) as server:
+
+        def job_body() -> dict[str, object]:
+            body: dict[str, object] = httpx.get(f"{server.url}/api/jobs/quiet-tts", timeout=10).json()
+            return body
+
+        wait_for(lambda: job_body().get("thresholdSource") == "learned", what="learned threshold on the job")
+        body = job_body()
+        assert body["thresholdSeconds"] == 5.0  # p99 of 1 s gaps, x5 (configured: 45 s)
+        assert body["thresholdBasis"] == "p99 gap 1 s over 25 runs, x5"
+        wait_for(lambda: job_body()["stalled"] is True, what="stall at the learned threshold")
+        stalled_at = time.time()
+        assert stalled_at - now < 45.0  # long before the configured 45 s could have fired
+        explain = httpx.get(f"{server.url}/api/jobs/quiet-tts/explain", timeout=30).json()
+        assert explain["thresholdSource"] == "learned" and explain["thresholdBasis"] == body["thresholdBasis"]
+
+        table = httpx.get(f"{server.url}/api/thresholds", timeout=10).json()
+        assert table["mode"] == "learned" and table["configured"]["default"] == 45.0
+        tts = next(row for row in table["stages"] if row["stage"] == "tts")
+        assert tts["source"] == "learned" and tts["learnedSeconds"] == 5.0 and tts["runs"] == 25
+
+        assert main(["thresholds", "--url", server.url]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("mode learned; configured: default 45 s")
+        assert lines[1].split() == ["STAGE", "CONFIGURED", "LEARNED", "APPLIES", "BASIS"]
+        assert lines[2].split()[:6] == ["tts", "45", "s", "5", "s", "learned"]
+        assert main(["thresholds", "--url", server.url, "-o", "wide"]) == 0
+        assert "CEILING" in capsys.readouterr().out
+        assert main(["thresholds", "--url", server.url, "-o", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["stages"][0]["stage"] == "tts"
+
+
+def test_runs_with_a_stall_do_not_count_and_too_few_healthy_runs_keep_the_configured_threshold(
+    jobs_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    history = _history_path(tmp_path_factory)
+    _seed(history, "render", 19, 1.0, stalled_too=10)
+    store = SQLiteStore(history)
+    store.apply([])  # connect and migrate only
+    start = time.time() - 3000
+    store.apply(
+        [IncidentOpened(f"seed-{i}", "node-a", 1, "render", start, Verdict.NO_PROGRESS, {}) for i in range(19, 29)]
+    )
+    store.close()
+    now = time.time()
+    job = AuraJob(jobs_dir, id="render-job", status=RUNNING, created=now - 20, started=now - 15)
+    job.progress(now, "Render", 85)
+    job.write()
+    with live_server(jobs_dir, history=f"sqlite:///{history}", watch="polling", poll_interval=0.2) as server:
+        wait_for(
+            lambda: (
+                httpx.get(f"{server.url}/api/jobs/render-job", timeout=10).json().get("thresholdSource") == "configured"
+            ),
+            what="configured threshold",
+        )
+        table = httpx.get(f"{server.url}/api/thresholds", timeout=10).json()
+        render = next(row for row in table["stages"] if row["stage"] == "render")
+        assert render["source"] == "configured"
+        assert render["basis"].startswith("19 healthy runs, 20 needed")
+        assert httpx.get(f"{server.url}/api/jobs/render-job", timeout=10).json()["thresholdSeconds"] == 45.0
+
+
+def test_thresholds_configured_mode_never_learns(jobs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    history = _history_path(tmp_path_factory)
+    _seed(history, "tts", 30, 1.0)
+    settings = {"history": f"sqlite:///{history}", "thresholds": "configured", "watch": "polling"}
+    with live_server(jobs_dir, **settings) as server:
+        body = httpx.get(f"{server.url}/api/thresholds", timeout=10).json()
+        assert body["mode"] == "configured" and body["stages"] == []
+
+
+def test_thresholds_without_a_sidecar_says_so_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["thresholds", "--url", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach the sidecar" in capsys.readouterr().err
