@@ -26,6 +26,7 @@ BATCH = 500  # operations written per transaction
 BACKOFF_FIRST_S = 0.25
 BACKOFF_CAP_S = 30.0
 RETENTION_EVERY_S = 3600.0
+LOSS_SHOWN_S = 3600.0  # /readyz says the history lost operations for this long after the last drop
 
 
 class History:
@@ -69,7 +70,8 @@ class History:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None  # the last failure while the database is unavailable, else None
-        self.lost = 0  # operations dropped since the database was last healthy (said in /readyz)
+        self.lost = 0  # operations dropped since the sidecar started (said in /readyz for LOSS_SHOWN_S)
+        self._last_drop = 0.0
         self.reconciles = 0  # passes over the incidents left open (the first once the initial scan is read)
         self._next_reconcile = 0.0
         self.written = 0
@@ -84,6 +86,7 @@ class History:
         except queue.Full:
             self.dropped.inc()
             self.lost += 1
+            self._last_drop = time.monotonic()
 
     def _count_incident(self, verdict: str, stage: str) -> None:
         self.incidents_total.labels(verdict, stage).inc()
@@ -113,10 +116,11 @@ class History:
                 f"history database unavailable ({self.error}); watching and detection go on, writes are retried"
                 f" with backoff: {self._queue.qsize()} waiting, {self.lost} dropped so far"
             )
-        elif self.lost:
+        elif self.lost and time.monotonic() - self._last_drop < LOSS_SHOWN_S:
             reasons.append(
                 f"history lost {self.lost} operations while its queue was full (the database was slow or down);"
-                " those runs, stages or verdicts are missing from /api/incidents and /api/stats"
+                " those runs, stages or verdicts are missing from /api/incidents and /api/stats (said for an hour"
+                " after the last loss; aura_history_dropped_total keeps the count)"
             )
         if self._thread is not None and not self._thread.is_alive():
             reasons.append("history writer thread died; restart the sidecar and report the log above")
