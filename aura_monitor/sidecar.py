@@ -72,6 +72,8 @@ class Sidecar:
             replay_events=settings.sse_replay_events,
             job_replay_events=settings.sse_job_replay_events,
             client_queue=settings.sse_client_queue,
+            base_url=settings.resolved_external_url,
+            token_required=bool(settings.token),
         )
         self.control = ControlService(self.tracker, settings, self.clock, self.registry)
         self.diagnosis = DiagnosisService(

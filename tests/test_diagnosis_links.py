@@ -10,10 +10,10 @@ import httpx
 
 from aura_monitor.config import load_settings
 from aura_monitor.diagnosis import explain_offline
-from tests.support import HANG_S, wait_for
+from tests.support import HANG_S, wait_for, write_native
 from tests.support.board import finished_job, stuck_on_provider
 from tests.support.cli import run_in_pty, run_piped
-from tests.support.live_server import live_server
+from tests.support.live_server import Received, SseClient, live_server
 
 EXTERNAL = "http://example-node:9999"
 
@@ -28,6 +28,16 @@ def expected_links(base: str, job_id: str) -> dict[str, str]:
         "cancel": f"{api}/cancel",
         "board": f"{base}/#job={job_id}",
     }
+
+
+def relative_api_paths(data: Any) -> list[str]:
+    """Every string in an event that names the jobs API other than through EXTERNAL (a path that opens nothing)."""
+    text = json.dumps(data).replace(f"{EXTERNAL}/api/jobs/", "")
+    return [part for part in text.split('"') if "/api/jobs/" in part]
+
+
+def first(client: SseClient, name: str, job_id: str) -> Received:
+    return next(e for e in client.events if e.name == name and e.data.get("jobId") == job_id)
 
 
 def remediation(body: dict[str, Any]) -> list[str]:
@@ -108,3 +118,60 @@ def test_offline_explain_uses_the_configured_external_url_else_the_sidecars_own_
     shown = run_in_pty("explain", "tts-stuck", "--jobs-dir", str(jobs_dir), "--external-url", EXTERNAL, columns=40)
     assert shown.code == 0, shown.err
     assert f"On the board: {EXTERNAL}/#job=tts-stuck" in shown.text.splitlines()
+
+
+def test_sse_snapshots_status_and_terminal_events_carry_the_same_absolute_links_as_rest(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "render-1", status="running", stage="Render", percent=40, revision=1)
+    links = expected_links(EXTERNAL, "render-1")
+    with live_server(jobs_dir, external_url=EXTERNAL + "/") as server, httpx.Client(base_url=server.url) as http:
+        wait_for(lambda: http.get("/api/jobs/render-1").status_code == 200, timeout=HANG_S, what="the job seen")
+        every = SseClient(server.port, "/api/events")
+        one = SseClient(server.port, "/api/jobs/render-1/events")
+        aura = SseClient(server.port, "/api/jobs/render-1/progress/stream")
+        for client in (every, one, aura):
+            client.wait_for_event("connected", timeout=HANG_S)
+        assert {job["id"]: job["links"] for job in every.events[0].data["jobs"]} == {"render-1": links}
+        assert one.events[0].data["job"]["links"] == links
+        assert aura.events[0].data["job"]["links"] == links
+        assert http.get("/api/jobs/render-1").json()["links"] == links  # the very same links as REST
+
+        # Failed with no suggestion of its own: the generic remediation names the explain and retry URLs.
+        error = {"message": "ffmpeg exited with code 1"}
+        write_native(jobs_dir, "render-1", status="failed", stage="Render", percent=40, revision=2, error=error)
+        one.wait_ended()
+        aura.wait_ended()
+        every.wait_for_event("job-failed", job_id="render-1")
+        for client in (every, one):
+            assert first(client, "job-status", "render-1").data["job"]["links"] == links
+            failed = first(client, "job-failed", "render-1").data
+            assert failed["links"] == links
+            steps = failed["errors"][0]["remediation"]
+            assert f"GET {EXTERNAL}/api/jobs/render-1/explain" in steps[0], steps
+            assert f"POST {EXTERNAL}/api/jobs/render-1/retry" in steps[1], steps
+            assert "Authorization" not in json.dumps(failed)  # no token configured: no header to mention
+        # Aura's stream keeps Aura's shapes: its job object (in `connected`) has the links, its ending is Aura's.
+        assert aura.names()[-1] == "job-completed" and aura.events[-1].data["status"] == "failed"
+        for client in (every, one, aura):
+            for event in client.events:
+                assert not relative_api_paths(event.data), (client.path, event.name, relative_api_paths(event.data))
+
+        # A client arriving after the end gets the kept (lean) terminal event again, links rebuilt.
+        late = SseClient(server.port, "/api/jobs/render-1/events")
+        late.wait_ended()
+        assert late.names() == ["connected", "job-failed"]
+        assert late.events[-1].data["links"] == links and late.events[0].data["job"]["links"] == links
+
+
+def test_a_job_found_failed_at_start_streams_remediation_naming_the_token_header_never_the_token(
+    jobs_dir: Path,
+) -> None:
+    finished_job(jobs_dir, "went-wrong", "failed", age=60, took=30, errorMessage="ffmpeg exited with code 1")
+    with live_server(jobs_dir, external_url=EXTERNAL, token="s3cret-do-not-show") as server:
+        stream = SseClient(server.port, "/api/jobs/went-wrong/events")
+        stream.wait_ended()
+        assert stream.names() == ["connected", "job-failed"]
+        failed = stream.events[-1].data
+        assert failed["links"] == expected_links(EXTERNAL, "went-wrong")
+        retry = failed["errors"][0]["remediation"][1]
+        assert f"POST {EXTERNAL}/api/jobs/went-wrong/retry" in retry and "Authorization: Bearer" in retry, retry
+        assert "s3cret-do-not-show" not in json.dumps([e.data for e in stream.events])

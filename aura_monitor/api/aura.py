@@ -108,7 +108,7 @@ def failure_details(job: KnownJob, sidecar: SidecarDep, request: Request) -> JSO
             "failedAt": failed_at,
         }
     body["jobId"] = state.id
-    body["explain"] = f"/api/jobs/{state.id}/explain"
+    body["explain"] = JobLinks(sidecar.settings.resolved_external_url, state.id).url("explain")
     return JSONResponse(body)
 
 

@@ -16,9 +16,10 @@ from ..jobs.tracker import JobState, Tracker
 from ..jobs.transitions import Transition
 from .model import Event, EventId, EventName, encode
 from .subscriber import Ending, StreamKind, Subscriber
-from .translate import events_for, frozen, job_snapshot, terminal_event
+from .translate import Linking, events_for, frozen, job_snapshot, terminal_event
 
-_FRAME_ONLY = frozenset({"job", "steps"})
+# `links` too: six URLs per terminal event, rebuilt from the job id when a terminal event is sent again.
+_FRAME_ONLY = frozenset({"job", "steps", "links"})
 
 
 class JobLog:
@@ -84,8 +85,12 @@ class EventBroker:
         job_replay_events: int = 64,
         client_queue: int = 1_000,
         boot: str | None = None,
+        base_url: str | None = None,
+        token_required: bool = False,
     ) -> None:
+        """`base_url` is the sidecar's resolved --external-url: job views and terminal events carry `links` from it."""
         self.tracker = tracker
+        self.linking = Linking(base_url, token_required)
         self.clock = clock
         self.boot = boot or secrets.token_hex(4)
         self.replay_events = replay_events
@@ -104,7 +109,7 @@ class EventBroker:
 
     # -- publishing (tracker listener: ingest or stall-timer thread, under the tracker lock) ----------
     def publish(self, batch: Sequence[Transition]) -> None:
-        specs = events_for(batch, self.tracker.get)
+        specs = events_for(batch, self.tracker.get, self.linking)
         if not specs:
             return
         with self._lock:
@@ -168,7 +173,8 @@ class EventBroker:
             elif (state := self.tracker.get(job_id)) is not None:
                 states = [frozen(state)]
                 if terminal is None and state.record is not None and state.record.status.terminal:
-                    terminal = self._resent(*terminal_event(state, state.record, self.clock.now()), position)
+                    ended = terminal_event(state, state.record, self.clock.now(), self.linking)
+                    terminal = self._resent(*ended, position)
             finished = terminal is not None and replay is not None and wanted is not None and wanted.n >= terminal.n
             if replay is None and terminal is not None and job_id is not None:
                 # Sent again after `connected`, so it takes the snapshot's id: ids never go back in a stream.
@@ -207,14 +213,20 @@ class EventBroker:
         return None
 
     def _resent(self, name: EventName, job_id: str, data: dict[str, Any], position: int) -> Event:
+        links = self.linking.of(job_id)
+        if links is not None and name.terminal:
+            data = {**data, "links": links.as_dict()}  # the kept copy is lean (_FRAME_ONLY)
         return Event(position, name, job_id, data, encode(name, f"{self.boot}-{position}", data), position)
 
     def snapshot(self, opening: Opening) -> None:
         """Build the views of the opening's jobs (outside every lock: it can take a while for 10,000 jobs)."""
         now = self.clock.now()
         per_job = opening.kind is StreamKind.JOB
+        base = self.linking.base_url
         views = [
-            view for state in opening.snapshot_states if (view := job_snapshot(state, now, steps=per_job)) is not None
+            view
+            for state in opening.snapshot_states
+            if (view := job_snapshot(state, now, steps=per_job, base_url=base)) is not None
         ]
         if per_job:
             opening.snapshot = views[0] if views else None

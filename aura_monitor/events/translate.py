@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ..diagnosis.links import JobLinks
 from ..jobs.eta import eta_seconds
 from ..jobs.model import JobRecord, JobStatus
 from ..jobs.recent import Recent
@@ -61,19 +63,33 @@ def phase_of(stage: str) -> str:
     return _PHASES.get(stage_key(stage), "render")
 
 
-def events_for(batch: Sequence[Transition], lookup: Lookup) -> list[Spec]:
+@dataclass(frozen=True, slots=True)
+class Linking:
+    """What events need to name a job's URLs: the resolved --external-url, and whether POSTs need the token."""
+
+    base_url: str | None = None
+    token_required: bool = False
+
+    def of(self, job_id: str) -> JobLinks | None:
+        return JobLinks(self.base_url, job_id, self.token_required) if self.base_url else None
+
+
+NO_LINKS = Linking()
+
+
+def events_for(batch: Sequence[Transition], lookup: Lookup, linking: Linking = NO_LINKS) -> list[Spec]:
     """The events of one batch, in order; terminal events go last so a stream that ends on them misses nothing."""
     regular: list[Spec] = []
     terminal: list[Spec] = []
     for t in batch:
         try:
-            _translate(t, lookup, regular, terminal)
+            _translate(t, lookup, linking, regular, terminal)
         except Exception:  # one job's broken event must not cost the other jobs theirs
             BROKEN_VIEWS.report(t.job_id, f"the {t.kind.value} event")
     return regular + terminal
 
 
-def _translate(t: Transition, lookup: Lookup, regular: list[Spec], terminal: list[Spec]) -> None:
+def _translate(t: Transition, lookup: Lookup, linking: Linking, regular: list[Spec], terminal: list[Spec]) -> None:
     state = lookup(t.job_id)
     record = state.record if state is not None else None
     if t.kind in _WARNINGS:
@@ -82,13 +98,13 @@ def _translate(t: Transition, lookup: Lookup, regular: list[Spec], terminal: lis
         return
     if state is None or record is None:
         return
-    spec = _regular(t, state, record)
+    spec = _regular(t, state, record, linking)
     if spec is not None:
         regular.append(spec)
     if t.kind is TransitionKind.STALLED:
         regular.append((EventName.WARNING, t.job_id, _stall_warning(t, state, record)))
     if _ends_job(t):
-        terminal.append(terminal_event(state, record, t.at))
+        terminal.append(terminal_event(state, record, t.at, linking))
 
 
 def _ends_job(t: Transition) -> bool:
@@ -105,7 +121,7 @@ def _core(t: Transition, record: JobRecord | None) -> dict[str, Any]:
     return core
 
 
-def _regular(t: Transition, state: JobState, record: JobRecord) -> Spec | None:
+def _regular(t: Transition, state: JobState, record: JobRecord, linking: Linking) -> Spec | None:
     data = _core(t, record)
     kind = t.kind
     if kind in (TransitionKind.DISCOVERED, TransitionKind.STATUS):
@@ -114,7 +130,7 @@ def _regular(t: Transition, state: JobState, record: JobRecord) -> Spec | None:
             previousStatus=t.old,
             reason=t.reason,
             discovered=kind is TransitionKind.DISCOVERED,
-            job=dump(job_view(state, record, t.at)),
+            job=dump(job_view(state, record, t.at, linking.base_url)),
             statusName=_ENUM_NAMES[record.status],
             correlationId=record.correlation_id or t.job_id,
         )
@@ -224,8 +240,8 @@ def _warning(t: Transition, record: JobRecord | None, code: str, severity: str) 
     return data
 
 
-def terminal_event(state: JobState, record: JobRecord, at: float) -> Spec:
-    """The one event that tells a stream its job ended, from the job's record."""
+def terminal_event(state: JobState, record: JobRecord, at: float, linking: Linking = NO_LINKS) -> Spec:
+    """The one event that tells a stream its job ended, from the job's record (with `links` when a base is known)."""
     name = _TERMINAL_EVENTS[record.status]
     data: dict[str, Any] = {
         "jobId": state.id,
@@ -237,10 +253,13 @@ def terminal_event(state: JobState, record: JobRecord, at: float) -> Spec:
         "completedAt": format_iso(record.completed_at) if record.completed_at is not None else None,
     }
     data["correlationId"] = record.correlation_id or state.id
+    links = linking.of(state.id)
+    if links is not None:
+        data["links"] = links.as_dict()
     if name is EventName.JOB_COMPLETED:
         data.update(_completed(record))
     elif name is EventName.JOB_FAILED:
-        failure = failure_of(state.id, record)
+        failure = failure_of(state.id, record, links)
         data.update(
             errorMessage=failure["message"],
             errors=[failure],
@@ -274,11 +293,17 @@ def _completed(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def failure_of(job_id: str, record: JobRecord) -> dict[str, Any]:
-    """`{code, message, remediation}` of a failed job: the writer's own suggestions, else where to look next."""
+def failure_of(job_id: str, record: JobRecord, links: JobLinks | None = None) -> dict[str, Any]:
+    """`{code, message, remediation}` of a failed job: the writer's own suggestions, else where to look next.
+
+    The generic steps name absolute URLs (--external-url) when `links` is given: a support engineer pastes
+    them from a chat or a ticket, where a path relative to nothing opens nothing.
+    """
+    explain = links.url("explain") if links is not None else f"/api/jobs/{job_id}/explain"
+    retry = links.post("retry") if links is not None else f"POST /api/jobs/{job_id}/retry"
     remediation = list(record.suggested_actions) or [
-        f"Run `aura-monitor explain {job_id}` (or GET /api/jobs/{job_id}/explain) for the evidence.",
-        f"Fix the cause, then POST /api/jobs/{job_id}/retry to run it again.",
+        f"Run `aura-monitor explain {job_id}` (or GET {explain}) for the evidence.",
+        f"Fix the cause, then {retry} to run it again.",
     ]
     code = record.error_code or "unspecified"
     message = record.error_message or "the job failed without saying why"
@@ -299,12 +324,14 @@ def frozen(state: JobState) -> JobState:
     return dataclasses.replace(state, samples=state.samples.copy(), transitions=Recent(0))
 
 
-def job_snapshot(state: JobState, now: float, *, steps: bool = True) -> dict[str, Any] | None:
+def job_snapshot(
+    state: JobState, now: float, *, steps: bool = True, base_url: str | None = None
+) -> dict[str, Any] | None:
     """The job as GET /api/jobs/{id} shows it (plus its steps); None while its record was never readable."""
     if state.record is None:
         return None
     try:
-        view = dump(job_view(state, state.record, now))
+        view = dump(job_view(state, state.record, now, base_url))
         if steps:
             view["steps"] = [dump(step) for step in steps_of(state.record)]
     except Exception:  # left out of the snapshot, so `connected` still reaches the client with every other job

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ..diagnosis.links import JobLinks
 from ..records.timestamps import format_iso
 from .promql import PrometheusClient, Sample, label_matchers
 
@@ -124,8 +124,8 @@ async def _stalls(client: PrometheusClient, selector: str = "", at: float | None
 def _links(external_url: str | None, job_id: str) -> tuple[str | None, str | None]:
     if not external_url:
         return None, None
-    base, quoted = external_url.rstrip("/"), quote(job_id, safe="")
-    return f"{base}/api/jobs/{quoted}/explain", f"{base}/#job={quoted}"
+    links = JobLinks(external_url, job_id)  # the same URLs the node's own explain and SSE bodies name
+    return links.url("explain"), links.url("board")
 
 
 def _jobs_of(stalls: _Stalls, nodes: dict[Key, FleetNode], status: str) -> list[FleetJob]:
