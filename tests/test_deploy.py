@@ -361,7 +361,10 @@ class Stack:
         process = self.exits.enter_context(
             managed(
                 node,
-                sidecar_argv(jobs_dir, port, "--node", calls_itself or node),
+                # A "fine" job is written once and never again: under the default 45 s threshold it stalled
+                # while a loaded machine started the stack. 600 s keeps it fine for the test and the
+                # "stuck" one (2 h old) stalled.
+                sidecar_argv(jobs_dir, port, "--node", calls_itself or node, "--stall-threshold", "600"),
                 self.tmp / f"{node}.log",
                 env=clean_env(),
             )
