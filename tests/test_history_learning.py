@@ -55,8 +55,8 @@ def test_a_stage_learned_from_25_healthy_runs_stalls_at_its_learned_threshold_an
 
         wait_for(lambda: job_body().get("thresholdSource") == "learned", what="learned threshold on the job")
         body = job_body()
-        assert body["thresholdSeconds"] == 5.0  # p99 of 1 s gaps, x5 (configured: 45 s)
-        assert body["thresholdBasis"] == "p99 gap 1 s over 25 runs, x5"
+        assert body["thresholdSeconds"] == 4.0  # p99 of 1 s gaps, x4 (configured: 45 s)
+        assert body["thresholdBasis"] == "p99 gap 1 s over 25 runs, x4"
         wait_for(lambda: job_body()["stalled"] is True, what="stall at the learned threshold")
         stalled_at = time.time()
         assert stalled_at - now < 45.0  # long before the configured 45 s could have fired
@@ -66,13 +66,13 @@ def test_a_stage_learned_from_25_healthy_runs_stalls_at_its_learned_threshold_an
         table = httpx.get(f"{server.url}/api/thresholds", timeout=10).json()
         assert table["mode"] == "learned" and table["configured"]["default"] == 45.0
         tts = next(row for row in table["stages"] if row["stage"] == "tts")
-        assert tts["source"] == "learned" and tts["learnedSeconds"] == 5.0 and tts["runs"] == 25
+        assert tts["source"] == "learned" and tts["learnedSeconds"] == 4.0 and tts["runs"] == 25
 
         assert main(["thresholds", "--url", server.url]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[0].startswith("mode learned; configured: default 45 s")
         assert lines[1].split() == ["STAGE", "CONFIGURED", "LEARNED", "APPLIES", "BASIS"]
-        assert lines[2].split()[:6] == ["tts", "45", "s", "5", "s", "learned"]
+        assert lines[2].split()[:6] == ["tts", "45", "s", "4", "s", "learned"]
         assert main(["thresholds", "--url", server.url, "-o", "wide"]) == 0
         assert "CEILING" in capsys.readouterr().out
         assert main(["thresholds", "--url", server.url, "-o", "json"]) == 0
