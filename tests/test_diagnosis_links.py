@@ -78,6 +78,8 @@ def test_a_served_explain_and_job_link_through_the_external_url_never_the_scrape
         not_failed = http.get("/api/jobs/tts-stuck/failure-details")
         assert not_failed.status_code == 400
         assert f"GET {EXTERNAL}/api/jobs/tts-stuck/explain" in not_failed.json()["detail"]
+        failure = http.get("/api/jobs/went-wrong/failure-details").json()
+        assert failure["explain"] == f"{EXTERNAL}/api/jobs/went-wrong/explain"
         unreadable = http.get("/api/jobs/half-written")
         assert unreadable.status_code == 404
         assert f"GET {EXTERNAL}/api/jobs/half-written/explain" in unreadable.json()["detail"]
