@@ -24,6 +24,7 @@ from typing import Any
 from .harness import QUICK
 from .scale import scale
 from .scenarios import fleet, ingest, sdk, stall_lag
+from .thresholds import scenario as learned_thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -51,7 +52,8 @@ TARGETS: dict[str, tuple[float, str, str, str]] = {
     "events_connected_kb_100k": (1024, "<=", "KB", "size of that `connected` frame"),
 }
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
-SELF_REPEATING = {"scale"}  # repeats inside, sharing its costly setup
+# scale repeats inside, sharing its costly setup; thresholds runs in simulated time from a seed (a repeat is identical)
+SELF_REPEATING = {"scale", "thresholds"}
 
 Figures = dict[str, float]
 Runs = dict[str, list[float]]
@@ -117,6 +119,7 @@ def main() -> int:
         ("ingest", ingest),
         ("fleet", fleet),
         ("scale", scale),
+        ("thresholds", learned_thresholds),
     ]
     try:
         from .sse import sse_latency  # the SSE scenario needs the event streams of the sidecar
