@@ -177,3 +177,16 @@ def test_a_job_found_failed_at_start_streams_remediation_naming_the_token_header
         retry = failed["errors"][0]["remediation"][1]
         assert f"POST {EXTERNAL}/api/jobs/went-wrong/retry" in retry and "Authorization: Bearer" in retry, retry
         assert "s3cret-do-not-show" not in json.dumps([e.data for e in stream.events])
+
+
+def test_a_refused_stream_sends_the_reader_to_the_jobs_list_through_the_external_url(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "job", status="running")
+    with live_server(jobs_dir, external_url=EXTERNAL, max_streams=1) as server:
+        held = SseClient(server.port, "/api/events")
+        try:
+            held.wait_for_event("connected")
+            refused = httpx.get(f"{server.url}/api/jobs/job/events", timeout=HANG_S)
+            assert refused.status_code == 503
+            assert f"poll GET {EXTERNAL}/api/jobs" in refused.json()["detail"], refused.json()["detail"]
+        finally:
+            held.close()

@@ -65,6 +65,7 @@ class StreamCap:
     def __init__(self, app: ASGIApp, settings: Settings, broker: EventBroker | None = None) -> None:
         self.app = app
         self.broker = broker
+        self.jobs_url = f"{settings.resolved_external_url}/api/jobs"  # named in the refusal: a URL that opens
         self.limit = fd_soft_limit()
         self.cap = stream_cap(settings.max_streams, self.limit)
         self.open = 0
@@ -98,7 +99,7 @@ class StreamCap:
                 503,
                 "Too many streams",
                 f"{self.open} event streams are open and this sidecar takes at most {self.cap} "
-                "(--max-streams, bounded by the open-file limit); retry later or poll /api/jobs",
+                f"(--max-streams, bounded by the open-file limit); retry later or poll GET {self.jobs_url}",
                 "too-many-streams",
                 scope.get("path"),
                 # Closed at once: a refused client that keeps its connection would still hold a descriptor.
