@@ -24,3 +24,17 @@ function append(el, children) {
     else el.append(child instanceof Node ? child : String(child));
   }
 }
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** h() for inline SVG: the same attributes and children, in the SVG namespace (no dataset/class shortcuts). */
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs ?? {})) {
+    if (value == null || value === false) continue;
+    if (name === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(name, String(value));
+  }
+  append(el, children);
+  return el;
+}

@@ -1,6 +1,7 @@
 // The board: wires the store, the stream, the table, the panel and the controls around them.
 
 import { FleetView } from "./fleet.js";
+import { HistoryView } from "./history.js";
 import { EventStream } from "./stream.js";
 import { JobPanel } from "./panel.js";
 import { JobStore } from "./store.js";
@@ -78,6 +79,7 @@ async function loadJobsDir() {
     if (body?.node) {
       const tab = document.getElementById("tab-node");
       tab.textContent = `This node: ${body.node}`;
+      historyView.setNode(body.node);
     }
     if (body?.jobsDir) {
       part("jobs-dir").textContent = body.jobsDir;
@@ -161,7 +163,9 @@ function setHash(changes) {
 
 function followHash() {
   const params = readHash();
-  showView(params.get("view") === "fleet" ? "fleet" : "node", { remember: false });
+  const view = params.get("view");
+  historyView.setWindow(params.get("window") ?? "24h");
+  showView(VIEWS.includes(view) ? view : "node", { remember: false });
   const status = params.get("status") ?? "";
   searchInput.value = params.get("q") ?? "";
   statusSelect.value = [...statusSelect.options].some((o) => o.value === status) ? status : "";
@@ -172,8 +176,13 @@ function followHash() {
   else if (!job && panel.isOpen) panel.close();
 }
 
-// -- views: this node's jobs (live from /api/events) or the fleet (polled from /api/fleet) ----------------
+// -- views: this node's jobs (live from /api/events), the fleet (/api/fleet) or the history (/api/incidents) --
+const VIEWS = ["node", "fleet", "history"];
 const fleet = new FleetView({ root: part("fleet") });
+const historyView = new HistoryView({
+  root: part("history"),
+  onWindow: (key) => setHash({ window: key === "24h" ? null : key }),
+});
 const viewTabs = [...part("views").querySelectorAll('[role="tab"]')];
 
 function showView(name, { remember = true, focus = false } = {}) {
@@ -185,7 +194,8 @@ function showView(name, { remember = true, focus = false } = {}) {
     if (on && focus) tab.focus();
   }
   fleet.show(name === "fleet");
-  if (remember) setHash({ view: name === "fleet" ? "fleet" : null });
+  historyView.show(name === "history");
+  if (remember) setHash({ view: name === "node" ? null : name });
 }
 
 part("views").addEventListener("click", (event) => {
