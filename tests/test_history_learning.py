@@ -11,8 +11,13 @@ import httpx
 import pytest
 
 from aura_monitor.cli.main import main
+from aura_monitor.clock import SystemClock
+from aura_monitor.config import load_settings
+from aura_monitor.history.learning import ThresholdLearner
 from aura_monitor.history.ops import IncidentOpened, RunSeen, StageDone
 from aura_monitor.history.sqlite import SQLiteStore
+from aura_monitor.jobs.stall import Thresholds
+from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.jobs.verdicts import Verdict
 from tests.support import wait_for
 from tests.support.aura_writer import RUNNING, AuraJob
@@ -121,3 +126,23 @@ def test_thresholds_configured_mode_never_learns(jobs_dir: Path, tmp_path_factor
 def test_thresholds_without_a_sidecar_says_so_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["thresholds", "--url", "http://127.0.0.1:9"]) == 1
     assert "cannot reach the sidecar" in capsys.readouterr().err
+
+
+def test_an_unreadable_history_keeps_the_last_learned_table_in_force_and_says_why(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    history = _history_path(tmp_path_factory)
+    _seed(history, "tts", 25, 1.0)
+    settings = load_settings(jobs_dir=tmp_path, history=f"sqlite:///{history}")
+    tracker = Tracker(Thresholds())
+    learner = ThresholdLearner(settings, Thresholds(), tracker, SQLiteStore(history), SystemClock())
+    assert learner.refresh().get("tts") is not None
+    history.write_bytes(b"this is not a database" * 200)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{history}{suffix}").unlink(missing_ok=True)
+    table = learner.refresh()
+    tts = table.get("tts")
+    assert tts is not None and tts.seconds == 10.0  # the last table, still in force (4 s raised to the floor)
+    assert tracker.thresholds.learned.get("tts") is tts
+    assert learner.error is not None and "corrupt" in learner.error
+    assert learner.body()["error"] == learner.error
