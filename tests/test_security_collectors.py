@@ -352,8 +352,9 @@ def test_a_real_rendered_video_is_still_probed_with_its_duration_and_size(
     assert not evidence.probed and evidence.probe_error
 
 
-def test_a_probe_closes_its_file_and_process_even_when_never_finished(media: dict[str, Path]) -> None:
-    probe = Probe.start(str(media["valid"]))
+def test_a_probe_closes_its_file_and_process_even_when_never_finished(media: dict[str, Path], tmp_path: Path) -> None:
+    # A fresh copy: an unchanged file probed before is answered from the probe cache, with no ffprobe.
+    probe = Probe.start(str(shutil.copy(media["valid"], tmp_path / "fresh.mp4")))
     fd = probe.fd
     assert fd is not None and probe.proc is not None
     probe.close()
@@ -377,3 +378,32 @@ def test_concurrent_diagnoses_of_one_busy_process_share_one_cpu_sample(tmp_path:
     deltas = {evidence.cpu_delta_s for [evidence] in samples}
     assert len(deltas) == 1 and next(iter(deltas)), deltas
     assert all(evidence.window_s == 0.3 and evidence.exists for [evidence] in samples)
+
+
+def test_concurrent_diagnoses_count_children_from_one_process_table_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A long reuse time: the six callers may be minutes apart on a loaded host and must still share one scan.
+    monkeypatch.setattr(processes, "CHILDREN_TTL_S", 600.0)
+    monkeypatch.setattr(processes, "_children", None)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; [subprocess.Popen(['sleep', '60']) for _ in 'ab']; "
+            "print('ready', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == "ready\n"
+        scans = processes.process_scans
+        with ThreadPoolExecutor(6) as pool:
+            samples = list(pool.map(lambda _: sample_processes([("worker", parent.pid)], 0.0, None), range(6)))
+    finally:
+        for child in psutil.Process(parent.pid).children():
+            child.kill()
+        parent.kill()
+        parent.wait()
+    assert processes.process_scans - scans == 1, "six callers, one scan of the process table"
+    assert [evidence.children for [evidence] in samples] == [2] * 6

@@ -5,6 +5,10 @@ is probed (opened O_NONBLOCK|O_NOFOLLOW and checked with fstat); the box walk is
 bytes; ffprobe gets the already-opened file (so a swap after the check changes nothing), only the
 `file` protocol, the demuxer its extension names (a `.mp4` that is really an HLS playlist cannot pull
 segments) and a hard deadline after which its whole process group is killed and reaped.
+
+What ffprobe said is kept per file identity (device, inode, size, mtime, ctime of the opened descriptor):
+an explain of a file that has not changed since its last probe starts no ffprobe (each costs ~100 ms of
+CPU, most of it loading libav, which a burst of explains would otherwise pay 50 times).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import signal
 import stat
 import struct
 import subprocess
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +35,16 @@ PROBE_TIMEOUT_S = 2.0
 MAX_BOXES = 10_000  # a fragmented hour of video has a few thousand moof/mdat pairs; a box bomb has millions
 MAX_PROBE_OUTPUT = 1 << 20  # ffprobe's JSON for format + streams is a few KiB
 PROBE_MEMORY = 1 << 30  # address space for ffprobe: a hostile file cannot make it eat the host
+
+PROBE_NICE = 10  # ffprobe yields the cores to the sidecar's event loop (SSE, /metrics) during a burst
+PROBE_CACHE_MAX = 4096  # answers remembered (a few hundred bytes each)
+
+# What ffprobe said of one file identity: (probed, probe_error, duration_s, width, height).
+_Answer = tuple[bool, str | None, float | None, int | None, int | None]
+_answers: OrderedDict[tuple[object, ...], _Answer] = OrderedDict()
+_answers_lock = threading.Lock()
+probes_run = 0  # ffprobe processes started since start (evidence for tests and debugging)
+probes_cached = 0  # probes answered from an unchanged file's earlier answer
 
 # Container extension -> the ffprobe demuxer forced for it (never left to content sniffing).
 DEMUXERS = {
@@ -145,6 +161,7 @@ class Probe:
     deadline: float = 0.0
     fd: int | None = None
     proc: subprocess.Popen[bytes] | None = None
+    identity: tuple[object, ...] | None = None  # the opened file's identity, the key of its cached answer
 
     @classmethod
     def start(cls, path: str, timeout: float = PROBE_TIMEOUT_S) -> Probe:
@@ -190,6 +207,8 @@ class Probe:
             self.close()
             return
         ev.size, ev.mtime = st.st_size, st.st_mtime
+        # ctime too: a rewrite that restores size and mtime (utime) still changes it.
+        self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, demuxer)
         if ev.path.lower().endswith(_MP4_SUFFIXES):
             ev.truncated, stopped = box_truncation(fd, st.st_size)
             if stopped:
@@ -203,7 +222,20 @@ class Probe:
         return f"file:/dev/fd/{self.fd}"
 
     def _spawn(self) -> None:
+        global probes_run, probes_cached  # plain counters, guarded by _answers_lock
         assert self.fd is not None
+        with _answers_lock:
+            answer = _answers.get(self.identity) if self.identity is not None else None
+            if answer is not None:
+                _answers.move_to_end(self.identity)  # type: ignore[arg-type]
+                probes_cached += 1
+            else:
+                probes_run += 1
+        if answer is not None:
+            ev = self.evidence
+            ev.probed, ev.probe_error, ev.duration_s, ev.width, ev.height = answer
+            self.close()  # nothing left to run: finish() only closes
+            return
         binary = shutil.which("ffprobe")
         if binary is None:
             self.evidence.probe_error = "ffprobe is not installed (Debian: apt-get install ffmpeg)"
@@ -233,7 +265,9 @@ class Probe:
         )
         # Exited already, or limits unsupported: the deadline still bounds it.
         with contextlib.suppress(psutil.Error, OSError, ValueError):
-            psutil.Process(self.proc.pid).rlimit(psutil.RLIMIT_AS, (PROBE_MEMORY, PROBE_MEMORY))
+            child = psutil.Process(self.proc.pid)
+            child.rlimit(psutil.RLIMIT_AS, (PROBE_MEMORY, PROBE_MEMORY))
+            child.nice(PROBE_NICE)
 
     def finish(self) -> OutputEvidence:
         """Wait for ffprobe until the deadline (then kill it) and fill in what it said."""
@@ -243,6 +277,17 @@ class Probe:
         finally:
             self.close()
         return self.evidence
+
+    def _remember(self) -> None:
+        """Keep what ffprobe said of this file identity (not a missed deadline: that says how busy we were)."""
+        if self.identity is None:
+            return
+        ev = self.evidence
+        with _answers_lock:
+            _answers[self.identity] = (ev.probed, ev.probe_error, ev.duration_s, ev.width, ev.height)
+            _answers.move_to_end(self.identity)
+            while len(_answers) > PROBE_CACHE_MAX:
+                _answers.popitem(last=False)
 
     def _collect(self, proc: subprocess.Popen[bytes]) -> None:
         ev = self.evidence
@@ -257,10 +302,13 @@ class Probe:
             text = err.decode("utf-8", errors="replace").replace(self.target, ev.path)
             lines = text.strip().splitlines()
             ev.probe_error = lines[-1][:300] if lines else f"ffprobe failed (exit {proc.returncode})"
+            if proc.returncode > 0:  # ffprobe's own verdict on the file; a signal says nothing about it
+                self._remember()
             return
         data = _json(out[:MAX_PROBE_OUTPUT])
         if data is None:
             ev.probe_error = "ffprobe printed no usable JSON"
+            self._remember()
             return
         ev.probed = True
         fmt = data.get("format") or {}
@@ -272,6 +320,7 @@ class Probe:
             if isinstance(stream, dict) and stream.get("codec_type") == "video":
                 ev.width, ev.height = stream.get("width"), stream.get("height")
                 break
+        self._remember()
 
     def close(self) -> None:
         """Kill ffprobe if still running and close the file; safe to call twice."""

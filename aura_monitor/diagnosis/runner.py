@@ -18,8 +18,11 @@ from prometheus_client import CollectorRegistry, Counter
 from ..exceptions import AuraMonitorError
 from .explain import Diagnosis
 
-WORKERS = 4  # diagnoses mostly wait (sample window, ffprobe): 4 keep a 2-core host responsive
-BACKLOG = 32  # runs admitted beyond the workers before callers are turned away
+# A diagnosis mostly sleeps (its 150 ms sample window) or waits on ffprobe (niced, and cached per unchanged
+# file): 16 threads let a burst of 50 overlap its windows instead of queueing them 4 at a time, which is
+# where a burst's seconds went (docs/diagnosis.md, "Explain under a burst").
+WORKERS = 16
+BACKLOG = 48  # runs admitted beyond the workers before callers are turned away
 WAIT_S = 10.0  # the longest an explain caller waits for its diagnosis before a 503
 CACHE_TTL_S = 3.0  # how long an unchanged job's diagnosis is reused
 RETRY_AFTER_S = 2
