@@ -8,6 +8,7 @@ import copy
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +161,38 @@ def test_the_worker_pod_shares_its_process_namespace_with_its_sidecar() -> None:
     assert spec["shareProcessNamespace"] is True and "hostPID" not in spec
     mounts = [{m["name"] for m in c["volumeMounts"]} for c in spec["containers"]]
     assert all("aura-data" in names for names in mounts), "worker and sidecar share the jobs volume"
+
+
+def test_the_daemonset_outranks_render_pods_and_requests_a_cpu_share() -> None:
+    classes = {
+        doc["metadata"]["name"]: doc
+        for doc in documents(DEPLOY / "kubernetes" / "daemonset.yaml")
+        if doc["kind"] == "PriorityClass"
+    }
+    spec = daemonset()["spec"]["template"]["spec"]
+    priority = classes[spec["priorityClassName"]]  # declared beside it, not assumed to exist
+    assert priority["value"] > 0 and priority["preemptionPolicy"] == "Never" and not priority["globalDefault"]
+    request = spec["containers"][0]["resources"]["requests"]["cpu"]
+    assert request.endswith("m") and int(request[:-1]) >= 250
+
+
+def test_the_systemd_unit_passes_systemd_analyze_and_puts_the_sidecar_ahead_of_the_encoders(tmp_path: Path) -> None:
+    systemd_analyze = require_binary("systemd-analyze", "systemd")
+    unit = (DEPLOY / "systemd" / "aura-monitor.service").read_text()
+    # verify checks that ExecStart exists: point it at the installed console script.
+    installed = Path(sys.executable).parent / "aura-monitor"
+    (tmp_path / "aura-monitor.service").write_text(unit.replace("/usr/local/bin/aura-monitor", str(installed)))
+    checked = run(systemd_analyze, "verify", str(tmp_path / "aura-monitor.service"))
+    assert checked.returncode == 0 and "aura-monitor.service" not in checked.stderr, checked.stderr
+
+    def setting(text: str, key: str) -> int:
+        found = re.search(rf"^{key}=(-?\d+)", text, re.MULTILINE)
+        assert found, f"no {key}= in the unit"
+        return int(found.group(1))
+
+    worker = (DEPLOY / "systemd" / "render-worker.conf").read_text()
+    assert setting(unit, "CPUWeight") > setting(worker, "CPUWeight")
+    assert setting(unit, "Nice") < 0 < setting(worker, "Nice")
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)

@@ -235,3 +235,9 @@ def test_the_sidecar_links_through_the_published_port_and_sees_the_workers_proce
     assert sidecar["pid"] == "service:worker"
     assert "worker" in sidecar["depends_on"]
     assert "sidecar" not in config["services"]["worker"].get("depends_on", {})
+
+
+def test_the_sidecar_outweighs_the_worker_whose_encoders_run_at_nice_10(config: dict[str, Any]) -> None:
+    sidecar, worker = config["services"]["sidecar"], config["services"]["worker"]
+    assert sidecar["cpu_shares"] > worker.get("cpu_shares", 1024)
+    assert worker["entrypoint"][:3] == ["nice", "-n", "10"]

@@ -1,0 +1,122 @@
+"""The sidecar on a busy render node: SSE latency and stall lag beside two full-CPU libx264 encodes.
+
+    python -m bench.render_load        # quiet, encoders at nice 10, encoders at nice 0; JSON on stdout
+
+Each repeat measures the three conditions in turn, in one run, so the figures share the host's state:
+quiet (`sse_latency_p99_ms`, ...), the encoders at nice 10 as farms run them (`..._render_load`) and at
+nice 0 (`..._render_load_nice0`). The sidecar itself runs at the bench's priority (nice 0), as a default
+service would. Each encode is `ffmpeg -f lavfi -i testsrc2 -c:v libx264 -f null -`, which keeps a core
+busy on its own (libx264's threads on 720p30).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from .harness import QUICK, percentile, wait_until
+from .scenarios import Figures, _stall_lags
+from .sse import sse_latency
+
+ENCODES = 2
+CONDITIONS = (("", None), ("_render_load", 10), ("_render_load_nice0", 0))  # key suffix, encoder nice
+
+
+@contextmanager
+def encoders(nice: int | None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """ENCODES libx264 encodes at `nice`, busy before the block runs, killed after it (None: none)."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(0 if nice is None else ENCODES):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "nice",
+                        "-n",
+                        str(nice),
+                        "ffmpeg",
+                        "-hide_banner",
+                        "-loglevel",
+                        "error",
+                        "-re",
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "testsrc2=size=1280x720:rate=30",
+                        "-t",
+                        "3600",
+                        "-c:v",
+                        "libx264",
+                        "-preset",
+                        "medium",
+                        "-f",
+                        "null",
+                        "-",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for proc in procs:  # an encode that is not yet encoding is not load
+            ps = psutil.Process(proc.pid)
+            wait_until(lambda ps=ps: ps.cpu_times().user > 1.0, 60, "an encode busy")
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _one(work: Path, suffix: str, nice: int | None) -> Figures:
+    with encoders(nice) as procs:
+        before = sum(psutil.Process(p.pid).cpu_times().user for p in procs)
+        sse, _ = sse_latency(work)
+        (work / "stall").mkdir()
+        lags = _stall_lags("sidecar", work / "stall", 100 if QUICK else 300, threshold=2.0)
+        used = sum(psutil.Process(p.pid).cpu_times().user for p in procs) - before
+    figures = {
+        f"sse_latency_p99_ms{suffix}": sse["sse_latency_p99_ms"],
+        f"sse_latency_p50_ms{suffix}": sse["sse_latency_p50_ms"],
+        f"sse_all_latency_p99_ms{suffix}": sse["sse_all_latency_p99_ms"],
+        f"stall_lag_p99_ms{suffix}": round(percentile(lags, 99), 2),
+    }
+    if procs:
+        figures[f"encoder_cpu_s{suffix}"] = round(used, 1)  # evidence the encodes did load the host
+    return figures
+
+
+def render_load(work: Path) -> Figures:
+    """One repeat: every condition, quiet first."""
+    figures: Figures = {}
+    for suffix, nice in CONDITIONS:
+        sub = work / (suffix.strip("_") or "quiet")
+        sub.mkdir()
+        figures |= _one(sub, suffix, nice)
+    return figures
+
+
+def main() -> int:
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="aura-bench-render-") as tmp:
+            runs.append(render_load(Path(tmp)))
+    spread = {
+        key: [min(r[key] for r in runs), statistics.median(r[key] for r in runs), max(r[key] for r in runs)]
+        for key in runs[0]
+    }
+    print(json.dumps({"runs": runs, "spread (min, median, max)": spread}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
