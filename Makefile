@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the suite drives for real (binary:package).
+# Debian packages the suite drives for real (binary:package). A binary off PATH counts as installed when a
+# versioned Debian dir holds it: postgresql puts initdb and pg_ctl in /usr/lib/postgresql/<version>/bin.
 SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-  amtool:prometheus-alertmanager chromium:chromium node:nodejs npm:npm faketime:faketime
+  amtool:prometheus-alertmanager chromium:chromium node:nodejs npm:npm faketime:faketime \
+  initdb:postgresql pg_ctl:postgresql
+VERSIONED_BIN_DIRS := /usr/lib/postgresql/*/bin
 # Grafana's published dashboard schema + tsc, for tests/test_dashboards.py (no Grafana server installs here).
 SCHEMA_DIR := tools/grafana-schema
 SCHEMA_STAMP := $(SCHEMA_DIR)/node_modules/.installed
@@ -35,7 +38,8 @@ constraints: install
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
 	  bin=$${dep%%:*}; pkg=$${dep##*:}; \
-	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  command -v $$bin >/dev/null 2>&1 || ls $(VERSIONED_BIN_DIRS:%=%/$$bin) >/dev/null 2>&1 \
+	    || missing="$$missing $$pkg"; \
 	done; \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$$(echo $$missing | tr -d ' ')" ]; then \

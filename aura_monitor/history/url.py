@@ -28,7 +28,10 @@ def open_store(settings: Settings) -> HistoryStore:
             )
         return SQLiteStore(path)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("--history postgresql:// is not available in this version yet; use sqlite:///<file>")
+        from .postgres import PostgresStore  # lazily: only PostgreSQL users need psycopg
+
+        return PostgresStore(url)
     raise ConfigError(
-        f"--history {url!r}: expected sqlite:///<file> (relative) or sqlite:////<absolute path>, e.g. sqlite:////var/lib/aura-monitor/history.db"
+        f"--history {url!r}: expected sqlite:///<file> (relative), sqlite:////<absolute path> or"
+        " postgresql://user:password@host:5432/db, e.g. sqlite:////var/lib/aura-monitor/history.db"
     )
