@@ -6,7 +6,6 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,7 +51,7 @@ class JobState:
     diagnosed: bool = False
     hold: VerdictHold = field(default_factory=VerdictHold)
     # (wall-clock time, verdict) each time the current (or last) stall's verdict changed, first the placeholder
-    verdicts: deque[tuple[float, Verdict]] = field(default_factory=lambda: deque(maxlen=VERDICTS_KEPT))
+    verdicts: Recent[tuple[float, Verdict]] = field(default_factory=lambda: Recent(VERDICTS_KEPT))
     file_mtime: float | None = None
     parse_failures: int = 0
     last_parse_error: str | None = None
