@@ -150,8 +150,8 @@ def evaluate(runs: list[Timeline], thresholds: Thresholds) -> dict[str, dict[str
     return stages
 
 
-def run(seed: int = 18) -> dict[str, Any]:
-    timelines = corpus(seed)
+def run(seed: int = 18, healthy: int = 400, slow: int = 60, per_fault: int = 20) -> dict[str, Any]:
+    timelines = corpus(seed, healthy, slow, per_fault)
     healthy = [t for t in timelines if t.kind == "healthy"]
     training, held_out = healthy[::2], healthy[1::2]
     tests = held_out + [t for t in timelines if t.kind != "healthy"]
