@@ -69,8 +69,10 @@ class ThresholdLearner:
         table = learn(samples, self.configured.configured_for_stage, self.knobs)
         if table.stages.keys() != self.table.stages.keys():
             log.info("learned thresholds now apply to stages: %s", ", ".join(sorted(table.stages)) or "none")
+        changed = table != self.table or self.refreshed_at is None
         self.table, self.refreshed_at, self.error = table, now, None
-        self.tracker.set_thresholds(dataclasses.replace(self.configured, learned=table), now)
+        if changed:  # the same table again: every job is armed by it already
+            self.tracker.set_thresholds(dataclasses.replace(self.configured, learned=table), now)
         return table
 
     def start(self) -> None:
