@@ -72,6 +72,8 @@ def test_a_stage_learned_from_25_healthy_runs_stalls_at_its_learned_threshold_an
         assert table["mode"] == "learned" and table["configured"]["default"] == 45.0
         tts = next(row for row in table["stages"] if row["stage"] == "tts")
         assert tts["source"] == "learned" and tts["learnedSeconds"] == 4.0 and tts["runs"] == 25
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+        assert 'aura_learned_threshold_seconds{stage="tts"} 4.0' in metrics
 
         assert main(["thresholds", "--url", server.url]) == 0
         lines = capsys.readouterr().out.splitlines()

@@ -144,6 +144,24 @@ class SnapshotCollector(Collector):
         for name, seconds in sorted(self.thresholds.stages.items()):
             configured.add_metric(["stage", name], seconds)
         yield configured
+        # Learned thresholds (docs/thresholds.md): the tracker holds the table the learner swapped in last.
+        table = self.tracker.thresholds.learned
+        learned = GaugeMetricFamily(
+            "aura_learned_threshold_seconds",
+            "Learned stall threshold per stage (for a job of unknown media length when it scales)",
+            labels=["stage"],
+        )
+        rate = GaugeMetricFamily(
+            "aura_learned_threshold_per_media_second",
+            "Learned stall threshold per second of expected media, for stages whose quiet grows with the media",
+            labels=["stage"],
+        )
+        for key, stage in sorted(table.stages.items()):
+            learned.add_metric([key], stage.seconds)
+            if stage.per_media_second is not None:
+                rate.add_metric([key], stage.per_media_second)
+        yield learned
+        yield rate
         yield GaugeMetricFamily(
             "aura_jobs_unreadable",
             "Jobs whose job.json is unreadable past the grace period",
