@@ -4,6 +4,7 @@ top causes, stage durations and incident list agree with the API; the 503 and em
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -12,8 +13,19 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
+from aura_monitor.config import load_settings
+from aura_monitor.history.ops import IncidentClosed, IncidentOpened, IncidentVerdict, StageDone
+from aura_monitor.history.sqlite import SQLiteStore
+from aura_monitor.jobs.verdicts import Verdict
 from tests.support import wait_for
-from tests.support.board import PageProblems, finished_job, running_job, screenshot, stuck_on_provider
+from tests.support.board import (
+    CONTRAST_FAILURES,
+    PageProblems,
+    finished_job,
+    running_job,
+    screenshot,
+    stuck_on_provider,
+)
 from tests.support.board_fixtures import OpenBoard, Serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,12 +205,102 @@ def test_a_history_that_cannot_be_read_shows_history_unavailable_with_the_reason
     expect(status).to_contain_text("watching and detection go on")
 
 
-def test_the_history_view_screenshots_in_light_and_dark(jobs_dir: Path, serve: Serve, open_board: OpenBoard) -> None:
+def test_the_history_view_meets_wcag_aa_contrast_in_light_and_dark_and_is_screenshotted(
+    jobs_dir: Path, serve: Serve, open_board: OpenBoard
+) -> None:
     server = serve(**STALL)
     _seed(jobs_dir, server.url)
     for scheme in ("light", "dark"):
         page = _open_history(open_board, server.url, color_scheme=scheme, width=1280, height=1000)
         page.locator("button.disclosure").nth(1).click()
         expect(page.locator(".timeline-row:visible [data-part='evidence']")).not_to_be_empty(timeout=10_000)
+        report = page.evaluate(CONTRAST_FAILURES)
+        assert report["checked"] > 40, report  # status, chart labels, causes, stages, list and timeline were read
+        assert report["failures"] == [], f"texts below WCAG AA in the {scheme} theme: {report['failures']}"
         path = screenshot(page, f"history-{scheme}")
         assert path.stat().st_size > 10_000
+
+
+def _a_day_of_history(path: Path, node: str) -> None:
+    """A render node's last day, written through the store as the sidecar writes it: 120 stage runs across five
+    stages and 26 stalls spread over the hours, each with its verdict timeline and end (two still open)."""
+    store = SQLiteStore(path)
+    now = time.time()
+    typical = {"script": 40.0, "tts": 95.0, "images": 150.0, "render": 420.0, "finalize": 35.0}
+    ops: list[Any] = []
+    for run in range(24):
+        begin = now - 23.5 * 3600 + run * 3500
+        for index, (stage, seconds) in enumerate(typical.items()):
+            took = seconds * (0.8 + 0.5 * ((run * 7 + index * 3) % 10) / 10)
+            ops.append(StageDone(f"job-{run:02d}", 1, node, stage, begin, begin + took, 20, 4.0, 2.0, 90.0))
+            begin += took
+    stalls = [  # (hours ago, stage, verdicts in order, resolution)
+        (22.6, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (21.2, "render", [Verdict.NO_PROGRESS, Verdict.PROGRESS_CAPPED], "completed"),
+        (19.9, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (19.4, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "failed"),
+        (17.1, "images", [Verdict.NO_PROGRESS], "recovered"),
+        (15.8, "render", [Verdict.NO_PROGRESS, Verdict.PROCESS_DEAD], "failed"),
+        (14.3, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (12.7, "render", [Verdict.NO_PROGRESS, Verdict.PROGRESS_CAPPED], "completed"),
+        (11.9, "render", [Verdict.NO_PROGRESS, Verdict.PROCESS_HUNG], "cancelled"),
+        (11.6, "render", [Verdict.NO_PROGRESS, Verdict.PROCESS_HUNG], "retried"),
+        (10.2, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (9.8, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (9.5, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "failed"),
+        (8.1, "finalize", [Verdict.NO_PROGRESS, Verdict.DISK_FULL], "failed"),
+        (7.9, "finalize", [Verdict.NO_PROGRESS, Verdict.DISK_FULL], "failed"),
+        (6.4, "render", [Verdict.NO_PROGRESS, Verdict.PROGRESS_CAPPED], "completed"),
+        (5.2, "finalize", [Verdict.NO_PROGRESS, Verdict.OUTPUT_INVALID], "failed"),
+        (4.6, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (3.7, "render", [Verdict.NO_PROGRESS, Verdict.PROCESS_DEAD], "failed"),
+        (3.1, "images", [Verdict.NO_PROGRESS], "recovered"),
+        (2.4, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (2.2, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], "recovered"),
+        (1.5, "render", [Verdict.NO_PROGRESS, Verdict.PROGRESS_CAPPED], "completed"),
+        (0.9, "render", [Verdict.NO_PROGRESS, Verdict.PROCESS_HUNG], "failed"),
+        (0.4, "tts", [Verdict.NO_PROGRESS, Verdict.UPSTREAM_ERRORS], None),
+        (0.1, "render", [Verdict.NO_PROGRESS], None),
+    ]
+    for n, (hours, stage, verdicts, resolution) in enumerate(stalls):
+        job, at = f"stall-{n:02d}", now - hours * 3600
+        summary = f"{verdicts[-1].value.replace('_', ' ')} in stage {stage}"
+        ops.append(IncidentOpened(job, node, 1, stage, at, verdicts[0], {"summary": summary}))
+        for step, verdict in enumerate(verdicts[1:], start=1):
+            ops.append(IncidentVerdict(job, node, at + 20 * step, verdict, {"summary": summary}))
+        if resolution:
+            ops.append(IncidentClosed(job, node, at + 90 + 60 * (n % 7), resolution))
+    store.apply(ops)
+    store.close()
+
+
+def test_a_day_of_history_lands_in_its_hours_and_ranks_its_causes(
+    jobs_dir: Path, tmp_path: Path, serve: Serve, open_board: OpenBoard
+) -> None:
+    path = tmp_path / "history.db"
+    node = load_settings(jobs_dir=jobs_dir).node
+    _a_day_of_history(path, node)
+    server = serve(history=f"sqlite:///{path}")
+    body = _api(server.url, "api/incidents", since="24h", limit=1000)
+    assert body["count"] == 26
+    page = _open_history(open_board, server.url, width=1280, height=1240)
+    groups = page.locator("svg.incident-chart g.bucket")
+    expect(groups).to_have_count(24)
+    for group in groups.all():
+        start = datetime.fromisoformat(group.get_attribute("data-start") or "").timestamp()
+        end = datetime.fromisoformat(group.get_attribute("data-end") or "").timestamp()
+        expected = sum(start <= datetime.fromisoformat(i["startedAt"]).timestamp() < end for i in body["incidents"])
+        assert int(group.get_attribute("data-count") or -1) == expected
+    counts = Counter(i["verdict"] for i in body["incidents"])
+    causes = page.locator(".causes li")
+    expect(causes.first).to_have_attribute("data-verdict", Verdict.UPSTREAM_ERRORS.value)
+    assert {li.get_attribute("data-verdict"): int(li.get_attribute("data-count") or 0) for li in causes.all()} == counts
+    # Seven causes for six colours: the rarest share "other" in the chart and its legend.
+    expect(page.locator(".legend li")).to_have_count(7)
+    expect(page.locator('svg.incident-chart rect[class="series-other"]').first).to_be_attached()
+    expect(page.locator(".stage-bars li")).to_have_count(5)
+    expect(page.locator(".stage-bars li").first).to_have_attribute("data-stage", "script")
+    page.locator("tr.incident").nth(2).locator("button.disclosure").click()
+    expect(page.locator(".timeline-row:visible [data-part='evidence']")).not_to_be_empty(timeout=10_000)
+    page.evaluate("window.scrollTo(0, 0)")  # the picture docs/history.md shows starts at the chart
+    screenshot(page, "history-a-day")

@@ -5,7 +5,7 @@ import { duration, percent, severityOf, verdictWords } from "./format.js";
 
 const SERIES = 6; // distinct colours; rarer verdicts share "other" so the legend stays readable
 const W = 720;
-const H = 220;
+const H = 260;
 const PAD = { left: 36, right: 8, top: 12, bottom: 28 };
 
 /** Verdicts ranked by count (ties by code), each with its share of all incidents. */
@@ -178,14 +178,18 @@ export function causesList(causes) {
   ];
 }
 
+// The pipeline's order of canonical stages (jobs/stages.py), so the bars read top to bottom as a job runs.
+const PIPELINE = ["plan", "queued", "brief", "script", "tts", "images", "render", "finalize", "complete"];
+const pipelineIndex = (key) => (PIPELINE.includes(key) ? PIPELINE.indexOf(key) : PIPELINE.length);
+
 // Canonical stage keys ("tts", "render") as the pipeline names them ("TTS", "Render").
-function stageName(key) {
+export function stageName(key) {
   return key.length <= 3 ? key.toUpperCase() : key[0].toUpperCase() + key.slice(1);
 }
 
 /** Per stage: p50 and p95 durations as bars on one scale, with runs and the stall rate beside them. */
 export function stageBars(stages) {
-  const names = Object.keys(stages);
+  const names = Object.keys(stages).sort((a, b) => pipelineIndex(a) - pipelineIndex(b) || a.localeCompare(b));
   if (!names.length) return [h("p", { class: "muted" }, "No stage finished in this window.")];
   const top = Math.max(1, ...names.map((name) => stages[name].durationSeconds?.p95 ?? 0));
   const width = (seconds) => `${Math.max(0.5, (100 * (seconds ?? 0)) / top).toFixed(1)}%`;

@@ -1,6 +1,6 @@
 // The History view: incidents of a window (24 h, 7 d, 30 d) from GET /api/incidents and /api/stats, polled.
 
-import { bucketize, causesList, incidentChart, rankCauses, stageBars } from "./charts.js";
+import { bucketize, causesList, incidentChart, rankCauses, stageBars, stageName } from "./charts.js";
 import { h } from "./dom.js";
 import { dateTime, duration, severityOf, verdictWords } from "./format.js";
 
@@ -177,7 +177,7 @@ export class HistoryView {
       { class: "incident", dataset: { incident: incident.id, open: String(incident.open), verdict: incident.verdict } },
       h("td", {}, toggle),
       h("th", { scope: "row" }, incident.jobId, incident.attempt > 1 ? h("span", { class: "muted small" }, ` #${incident.attempt}`) : null),
-      h("td", {}, incident.stage),
+      h("td", {}, stageName(incident.stage)),
       h("td", {}, h("span", { class: "verdict-word", dataset: { severity: severityOf(incident.verdict) } }, verdictWords(incident.verdict))),
       h("td", { class: "num" }, duration(incident.open ? openFor : incident.durationSeconds) ?? "–"),
       h(
