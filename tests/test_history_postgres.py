@@ -116,6 +116,7 @@ def test_a_postgres_that_stops_mid_run_degrades_readyz_and_the_history_catches_u
                         timeout=HANG_S, what="/readyz degraded")  # fmt: skip
         assert any("history database postgresql://aura@127.0.0.1" in reason for reason in body["reasons"]), body
         assert sidecar.get("/api/incidents").status_code == 503
+        sidecar.process.expect("pg_isready", stream="err", timeout=HANG_S)  # the log line says what to check
         assert _write_errors(sidecar.get("/metrics").text) >= 1
         cluster.start()
         wait_for(lambda: {i["jobId"] for i in sidecar.incidents()} == {"before", "during"}, timeout=CATCH_UP_S,

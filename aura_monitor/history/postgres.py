@@ -52,6 +52,10 @@ class PostgresStore(SQLStore):
     placeholder = "%s"
     begin = "BEGIN"
     migration_lock = f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+    outage_hint = (
+        "check that the PostgreSQL server is up and reachable from this node (pg_isready -h <host> -p <port>), "
+        "and the URL's database, user and password"
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__()

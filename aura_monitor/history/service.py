@@ -192,10 +192,8 @@ class History:
             )  # fmt: skip
             return
         if self._log.allow("history-write"):
-            log.warning(
-                "%s; watching and detection go on, history writes are queued and retried (check the disk, the "
-                "directory's permissions, or who else holds the file)", exc,
-            )  # fmt: skip
+            log.warning("%s; watching and detection go on, history writes are queued and retried (%s)", exc,
+                        self.store.outage_hint)  # fmt: skip
 
     def _reconcile(self) -> None:
         """Open incidents from before a restart: those whose job is still stalled go on, the others end now."""

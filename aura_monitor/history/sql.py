@@ -46,6 +46,7 @@ class SQLStore:
     """The HistoryStore methods in SQL; subclasses implement `_connect`, `_read` and `_translate`."""
 
     description: str
+    outage_hint: str
     placeholder = "?"
     begin = "BEGIN"
     # Taken inside the migration's transaction so that two sidecars starting at once migrate only once.

@@ -23,6 +23,7 @@ class SQLiteStore(SQLStore):
 
     begin = "BEGIN IMMEDIATE"  # take the write lock up front: no deadlock upgrading a read lock
     errors = (sqlite3.Error, OSError)
+    outage_hint = "check the disk, the directory's permissions, or who else holds the file"
 
     def __init__(self, path: Path) -> None:
         super().__init__()

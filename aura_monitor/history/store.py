@@ -53,6 +53,7 @@ class HistoryStore(Protocol):
     """A history backend. Writes come from one writer thread; reads from any thread, each on its own connection."""
 
     description: str
+    outage_hint: str  # what a support engineer checks when writes fail, said in the log line
 
     def connect(self) -> None:
         """Open (creating and migrating when needed); StoreCorrupt or StoreUnavailable when it cannot."""
