@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from aura_monitor.config import load_settings
 from aura_monitor.history.ops import IncidentClosed, IncidentOpened, IncidentVerdict, StageDone
@@ -171,6 +171,15 @@ def test_arrow_keys_switch_between_the_three_views_and_the_url_follows(
     server = serve()
     problems.expect_http(404)  # passing the Fleet tab polls /api/fleet: off without --prometheus-url, a 404
     page = open_board(server.url)
+    history_reads: list[str] = []
+
+    def note(request: Request) -> None:
+        if "/api/incidents" in request.url:
+            history_reads.append(request.url)
+
+    page.on("request", note)
+    expect(page.locator('[data-part="history"]')).to_have_attribute("data-state", "loading")
+    assert history_reads == []  # the hidden History view reads nothing
     page.locator("#tab-node").focus()
     page.keyboard.press("ArrowRight")
     expect(page.locator("#tab-fleet")).to_be_focused()
@@ -182,6 +191,7 @@ def test_arrow_keys_switch_between_the_three_views_and_the_url_follows(
     # A fresh history: the view says there is none yet instead of drawing nothing.
     expect(page.locator('[data-part="history"]')).to_have_attribute("data-state", "empty", timeout=10_000)
     expect(page.locator('[data-part="history-status"]')).to_contain_text("No history yet")
+    assert history_reads  # shown: it read the history
     page.keyboard.press("ArrowRight")
     expect(page.locator("#tab-node")).to_be_focused()
     expect(page.locator("#node-view")).to_be_visible()
