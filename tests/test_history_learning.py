@@ -67,6 +67,8 @@ def test_a_stage_learned_from_25_healthy_runs_stalls_at_its_learned_threshold_an
         assert stalled_at - now < 45.0  # long before the configured 45 s could have fired
         explain = httpx.get(f"{server.url}/api/jobs/quiet-tts/explain", timeout=30).json()
         assert explain["thresholdSource"] == "learned" and explain["thresholdBasis"] == body["thresholdBasis"]
+        facts = [item["fact"] for finding in explain["findings"] for item in finding["evidence"]]
+        assert any("learned: p99 gap 1 s over 25 runs, x4" in str(text) for text in facts), facts
 
         table = httpx.get(f"{server.url}/api/thresholds", timeout=10).json()
         assert table["mode"] == "learned" and table["configured"]["default"] == 45.0

@@ -123,7 +123,8 @@ def record_facts(ctx: RuleContext) -> list[Fact]:
     facts = [Fact("job.json", f"{record.raw_status}, stage {record.stage or '?'}, {record.percent:g}%")]
     since = s.since_progress(ctx.now)
     if since is not None and not record.status.terminal:
-        limit = f" (threshold {s.threshold:g} s, {s.threshold_kind})" if s.threshold is not None else ""
+        learned = f", learned: {s.threshold_basis}" if s.threshold_source == "learned" else ""
+        limit = f" (threshold {s.threshold:g} s, {s.threshold_kind}{learned})" if s.threshold is not None else ""
         facts.append(Fact("job.json", f"no progress for {ago(since)}{limit}"))
     if ctx.evidence.record_mtime is not None:
         facts.append(Fact("job.json", f"file last written {ago(ctx.now - ctx.evidence.record_mtime)} ago"))
