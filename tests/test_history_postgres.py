@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,9 @@ import httpx
 import psycopg
 import pytest
 
+from aura_monitor.history.ops import RunSeen
+from aura_monitor.history.postgres import PostgresStore
+from aura_monitor.jobs.model import JobStatus
 from tests.support import HANG_S, STARTUP_S, wait_for
 from tests.support.aura_writer import RUNNING, AuraJob
 from tests.support.cli import Running
@@ -136,3 +140,45 @@ def test_a_sqlite_history_never_imports_the_postgres_driver_and_a_postgres_url_h
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=STARTUP_S, check=True)
     assert done.stdout.split() == ["False", "postgresql://aura:***@db:5432/aura"]
+
+
+def test_sidecars_starting_together_migrate_once_and_their_concurrent_writes_all_land(
+    cluster: PostgresCluster,
+) -> None:
+    nodes = [f"node-{index}" for index in range(6)]
+    stores = {node: PostgresStore(cluster.url) for node in nodes}
+    start = threading.Barrier(len(nodes), timeout=HANG_S)
+    failures: list[BaseException] = []
+
+    def sidecar(node: str) -> None:
+        try:
+            start.wait()  # every store opens the empty database at once: only the advisory lock orders them
+            stores[node].connect()
+            for batch in range(10):
+                stores[node].apply([
+                    RunSeen(f"job-{batch}-{n}", 1, node, JobStatus.RUNNING, 1.0, 2.0, None, None, 3.0 + n)
+                    for n in range(20)
+                ])  # fmt: skip
+                # The same runs again, now failed: an upsert, never a duplicate or a lost update.
+                stores[node].apply([
+                    RunSeen(f"job-{batch}-{n}", 1, node, JobStatus.FAILED, None, None, 9.0, None, 10.0)
+                    for n in range(20)
+                ])  # fmt: skip
+        except BaseException as exc:  # reported below, with the node
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sidecar, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG_S)
+    for store in stores.values():
+        store.close()
+    assert not failures, failures
+    assert not any(thread.is_alive() for thread in threads)
+    with psycopg.connect(cluster.url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        rows = conn.execute(
+            "SELECT node, COUNT(*), MIN(status), MAX(status), MIN(created_at) FROM runs GROUP BY node ORDER BY node"
+        ).fetchall()
+    assert rows == [(node, 200, "failed", "failed", 1.0) for node in nodes]
