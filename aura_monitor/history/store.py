@@ -1,4 +1,4 @@
-"""The storage interface every history backend implements (SQLite today; PostgreSQL fits the same shape)."""
+"""The storage interface every history backend implements (SQLite and PostgreSQL, both on the SQL in sql.py)."""
 
 from __future__ import annotations
 
