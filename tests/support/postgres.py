@@ -16,9 +16,14 @@ from tests.support import STARTUP_S
 from tests.support.live_stack import free_port
 
 
+def _version(initdb: str) -> tuple[int, ...]:
+    """(15,) for /usr/lib/postgresql/15/bin/initdb, (9, 6) for an old 9.6: sorted as numbers, not text."""
+    return tuple(int(part) for part in Path(initdb).parts[-3].split(".") if part.isdigit())
+
+
 def postgres_bin_dir() -> Path:
     """Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin (off PATH): the newest installed."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
     on_path = shutil.which("initdb")
     if found:
         return Path(found[-1]).parent
