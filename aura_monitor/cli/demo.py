@@ -86,7 +86,10 @@ class Demo:
         self.jobs_dir = base / "jobs"
         self.output_dir = base / "videos"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = load_settings(jobs_dir=self.jobs_dir, port=port, rediagnose_interval=2.0, **DEMO_THRESHOLDS)
+        # The demo's scaled-down thresholds are the point: never let a history of past demos re-learn them.
+        self.settings = load_settings(
+            jobs_dir=self.jobs_dir, port=port, rediagnose_interval=2.0, thresholds="configured", **DEMO_THRESHOLDS
+        )
         self.sidecar = Sidecar(self.settings)
         self.jobs = demo_jobs()
         self.hold_s = hold_s
