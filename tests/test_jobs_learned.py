@@ -125,3 +125,8 @@ def test_the_tracker_flags_a_stall_at_the_learned_threshold_and_says_so() -> Non
     flagged = tracker.tick(1011.5)
     assert [t.kind for t in flagged] == [TransitionKind.STALLED]
     assert "learned: p99 gap 2 s over 25 runs, x4, raised to the 10 s floor" in flagged[0].reason
+
+
+def test_stages_outside_the_stage_table_are_never_learned_together() -> None:
+    table = learn(_runs("other", [1.0] * 50), CONFIGURED.configured_for_stage)
+    assert table.get("other") is None and "not learned" in table.skipped["other"]

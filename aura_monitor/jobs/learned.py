@@ -27,6 +27,10 @@ SCALE_MIN_CORRELATION = 0.8
 # A correlation from a handful of runs, or from media lengths that barely vary, means nothing.
 SCALE_MIN_RUNS = 10
 SCALE_MIN_SPREAD = 1.5  # longest / shortest expected media among the runs
+# "other" lumps every stage name the stage table does not know: one rhythm learned over unrelated stages
+# would be wrong for each of them. The queued rule is never learned.
+NOT_LEARNED = {"other": "stage names outside the stage table are not learned", "unknown": "no stage name",
+               "queued": "the queued threshold is never learned"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,9 @@ def learn(
     stages: dict[str, LearnedStage] = {}
     skipped: dict[str, str] = {}
     for stage, runs in sorted(by_stage.items()):
+        if stage in NOT_LEARNED:
+            skipped[stage] = f"{NOT_LEARNED[stage]}: configured threshold"
+            continue
         if len(runs) < settings.min_runs:
             skipped[stage] = (
                 f"{len(runs)} healthy runs, {settings.min_runs} needed (--learn-min-runs): configured threshold"
