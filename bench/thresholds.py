@@ -12,6 +12,7 @@ and the section between the thresholds markers of docs/performance.md.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from aura_monitor.jobs.stall import Thresholds
 from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.jobs.transitions import TransitionKind
 
+from .harness import QUICK
 from .threshold_corpus import Timeline, corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,9 +253,11 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(result: dict[str, Any]) -> None:
+def write(result: dict[str, Any], doc: bool = True) -> None:
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
+    if not doc:
+        return
     section = f"{START}\n{markdown(result)}\n{END}"
     if DOC.exists():
         text = DOC.read_text()
@@ -266,7 +270,8 @@ def write(result: dict[str, Any]) -> None:
 def scenario(_folder: Path) -> tuple[dict[str, float], dict[str, float]]:
     """For bench/__main__: headline figures (learned vs configured), the configured ones as the baseline."""
     result = run()
-    write(result)
+    # As bench/__main__ does: only a full `make bench` run rewrites the docs (the JSON is always written).
+    write(result, doc=not QUICK and not os.environ.get("BENCH_ONLY"))
     frequent = [s for s in result["stages"].values() if s["reportsAtLeastEvery5s"] and s["learned"].get("delayP50")]
     learned_p50 = statistics.median([s["learned"]["delayP50"] for s in frequent]) if frequent else float("nan")
     configured_p50 = statistics.median([s["configured"]["delayP50"] for s in frequent]) if frequent else float("nan")
