@@ -375,6 +375,7 @@ class Tracker:
         record = state.record
         assert record is not None and state.progress_mono is not None and state.threshold is not None
         quiet = m - state.progress_mono
+        learned = f", learned: {state.threshold_basis}" if state.threshold_source is ThresholdSource.LEARNED else ""
         state.stalled = True
         state.stalled_mono = stalls_after(state.progress_mono, state.threshold)
         state.stalled_since = now - (m - state.stalled_mono)  # shown on the wall clock as it reads now
@@ -384,8 +385,7 @@ class Tracker:
         state.verdicts.append((now, state.verdict))
         reason = (
             f"no progress for {quiet:.1f} s in stage {record.stage or '?'} at "
-            f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'}, "
-            f"{state.threshold_source or '?'}: {state.threshold_basis or '?'})"
+            f"{record.percent:g}% (threshold {state.threshold:g} s, {state.threshold_kind or '?'}{learned})"
         )
         out.append(self._make(state, TransitionKind.STALLED, None, state.verdict, reason, now, quiet))
 
