@@ -154,6 +154,12 @@ def test_the_history_view_draws_real_stalls_as_the_api_counts_them(
     expect(groups).to_have_count(28, timeout=10_000)
     expect(page).to_have_url(_re("window=7d"))
     assert sum(int(g.get_attribute("data-count") or 0) for g in groups.all()) == total
+    # Switched twice in a row: the view settles on the last choice well before the next 30 s poll.
+    select = page.locator('[data-part="history-window"]')
+    select.select_option("30d")
+    select.select_option("24h")
+    expect(groups).to_have_count(24, timeout=10_000)
+    expect(page.locator('[data-part="history-status"]')).to_contain_text("last 24 hours")
 
 
 def _js_number(value: float) -> str:

@@ -90,7 +90,10 @@ export class HistoryView {
         getJson(`api/incidents?open=true&limit=${LIMIT}`), // open ones that began before the window too
         getJson(`api/stats?window=${key}`),
       ]);
-      if (key !== this.window) return; // the window changed while this poll was out; the next one counts
+      if (key !== this.window) {
+        next = 0; // the window changed while this poll was out: read the new one now
+        return;
+      }
       const failed = [list, open, stats].find((answer) => !answer.ok);
       if (failed) next = this.problem(failed.status, failed.body);
       else this.render({ list: list.body, open: open.body, stats: stats.body, start, end, spec });
