@@ -88,6 +88,10 @@ def test_a_deep_link_opens_the_jobs_panel_whose_links_and_remediation_use_the_ex
     first = panel.locator(".finding").first.locator(".remedy")
     expect(first).to_contain_text(f"POST {external}/api/jobs/tts-linked/retry")
     expect(panel.locator(".findings")).not_to_contain_text(server.url)
+    # The board's own notes name the sidecar by its external URL too, never by a guessed address.
+    expect(page.locator('[data-part="conn"]')).to_have_attribute(
+        "title", f"Receiving live updates from {external}/api/events"
+    )
 
 
 def test_the_panel_shows_the_verdicts_held_over_the_stall_and_a_stalled_job_has_no_eta(

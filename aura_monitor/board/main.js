@@ -60,13 +60,17 @@ const conn = part("conn");
 const connText = part("conn-text");
 const CONN_WORDS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
 
+// The sidecar's own address as users reach it (--external-url), for the links the board writes out.
+let externalUrl = "";
+const liveTitle = () => `Receiving live updates from ${externalUrl}/api/events`;
+
 const stream = new EventStream(
   "api/events",
   (type, data) => sync.apply(type, data),
   ({ state, detail }) => {
     conn.dataset.state = state;
     connText.textContent = detail ? `${CONN_WORDS[state]} (${detail})` : CONN_WORDS[state];
-    conn.title = state === "live" ? "Receiving live updates from /api/events" : "Not receiving updates right now";
+    conn.title = state === "live" ? liveTitle() : "Not receiving updates right now";
     if (state === "live") loadJobsDir();
   },
 );
@@ -76,6 +80,10 @@ async function loadJobsDir() {
   try {
     const response = await fetch("readyz", { headers: { Accept: "application/json" } });
     const body = await response.json();
+    if (typeof body?.externalUrl === "string") {
+      externalUrl = body.externalUrl.replace(/\/+$/, "");
+      if (conn.dataset.state === "live") conn.title = liveTitle();
+    }
     if (body?.node) {
       const tab = document.getElementById("tab-node");
       tab.textContent = `This node: ${body.node}`;
@@ -109,7 +117,7 @@ function showCounts(counts) {
   if (part("shown").textContent !== shown) part("shown").textContent = shown;
   const unlisted = Object.values(store.omitted).reduce((sum, n) => sum + n, 0);
   part("shown").title = unlisted
-    ? `${unlisted} older finished jobs are counted but not listed here; /api/jobs?status=completed lists them`
+    ? `${unlisted} older finished jobs are counted but not listed here; ${externalUrl}/api/jobs?status=completed lists them`
     : "";
   document.title = counts.stalled ? `(${counts.stalled} stalled) aura-monitor` : "aura-monitor";
   empty.hidden = counts.visible > 0;
