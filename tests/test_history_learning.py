@@ -14,7 +14,8 @@ from aura_monitor.cli.main import main
 from aura_monitor.clock import SystemClock
 from aura_monitor.config import load_settings
 from aura_monitor.history.learning import ThresholdLearner
-from aura_monitor.history.ops import IncidentOpened, RunSeen, StageDone
+from aura_monitor.history.ops import IncidentOpened, Op, RunSeen, StageDone
+from aura_monitor.history.postgres import PostgresStore
 from aura_monitor.history.sqlite import SQLiteStore
 from aura_monitor.jobs.stall import Thresholds
 from aura_monitor.jobs.tracker import Tracker
@@ -22,6 +23,7 @@ from aura_monitor.jobs.verdicts import Verdict
 from tests.support import wait_for
 from tests.support.aura_writer import RUNNING, AuraJob
 from tests.support.live_server import live_server
+from tests.support.postgres import PostgresCluster
 
 
 def _seed(path: Path, stage: str, runs: int, max_gap: float, *, stalled_too: int = 0) -> None:
@@ -150,3 +152,34 @@ def test_an_unreadable_history_keeps_the_last_learned_table_in_force_and_says_wh
     assert tracker.thresholds.learned.get("tts") is tts
     assert learner.error is not None and "corrupt" in learner.error
     assert learner.body()["error"] == learner.error
+
+
+def _node_runs(node: str, count: int, gap: float, *, stalled: bool = False) -> list[Op]:
+    start = time.time() - 3600
+    ops: list[Op] = []
+    for i in range(count):
+        job = f"{node}-{'stalled' if stalled else 'ok'}-{i}"
+        ops.append(RunSeen(job, 1, node, "completed", start, start, start + 60, None, start + 60))
+        ops.append(StageDone(job, 1, node, "tts", start + 10, start + 40, 30, gap, gap / 2, None))
+        if stalled:
+            ops.append(IncidentOpened(job, node, 1, "tts", start + 20, Verdict.NO_PROGRESS, {}))
+    return ops
+
+
+def test_a_shared_postgresql_history_learns_one_table_from_every_nodes_healthy_runs() -> None:
+    cluster = PostgresCluster().init()
+    try:
+        cluster.start()
+        alpha, beta = PostgresStore(cluster.url), PostgresStore(cluster.url)
+        alpha.apply(_node_runs("alpha", 12, 2.0) + _node_runs("alpha", 5, 300.0, stalled=True))
+        beta.apply(_node_runs("beta", 12, 3.0))
+        rows = beta.healthy_stage_gaps(time.time() - 86400, 2000)
+        assert sorted(gap for _, gap, _ in rows) == [2.0] * 12 + [3.0] * 12  # the stalled runs teach nothing
+        settings = load_settings(jobs_dir=Path(cluster.root), history=cluster.url)
+        learner = ThresholdLearner(settings, Thresholds(), Tracker(Thresholds()), alpha, SystemClock())
+        tts = learner.refresh().get("tts")
+        assert tts is not None and tts.runs == 24 and tts.seconds == 12.0  # p99 3 s over both nodes, x4
+        alpha.close()
+        beta.close()
+    finally:
+        cluster.close()
