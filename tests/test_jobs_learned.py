@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aura_monitor.events.translate import events_for
 from aura_monitor.jobs.learned import LearnSettings, StageSample, learn, quantile
 from aura_monitor.jobs.model import JobRecord, JobStatus, RecordFormat
 from aura_monitor.jobs.stall import ThresholdKind, Thresholds, ThresholdSource
@@ -125,6 +126,9 @@ def test_the_tracker_flags_a_stall_at_the_learned_threshold_and_says_so() -> Non
     flagged = tracker.tick(1011.5)
     assert [t.kind for t in flagged] == [TransitionKind.STALLED]
     assert "learned: p99 gap 2 s over 25 runs, x4, raised to the 10 s floor" in flagged[0].reason
+    (name, _, data), *_ = events_for(flagged, tracker.get)
+    assert name == "job-stalled" and data["thresholdSource"] == "learned" and data["thresholdSeconds"] == 10.0
+    assert data["thresholdBasis"] == "p99 gap 2 s over 25 runs, x4, raised to the 10 s floor"
 
 
 def test_stages_outside_the_stage_table_are_never_learned_together() -> None:

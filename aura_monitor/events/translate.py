@@ -164,6 +164,8 @@ def _regular(t: Transition, state: JobState, record: JobRecord, linking: Linking
             secondsSinceProgress=state.seconds_since_progress(t.at),
             thresholdSeconds=state.threshold,
             thresholdKind=state.threshold_kind.value if state.threshold_kind else None,
+            thresholdSource=state.threshold_source.value if state.threshold_source else None,
+            thresholdBasis=state.threshold_basis,
             stalledSince=format_iso(state.stalled_since) if state.stalled_since is not None else None,
         )
         return EventName.JOB_STALLED, t.job_id, data
