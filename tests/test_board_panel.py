@@ -6,8 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import httpx
+import pytest
 from playwright.sync_api import expect
 
+from tests.support import wait_for
 from tests.support.board import (
     PageProblems,
     enqueue,
@@ -19,6 +22,7 @@ from tests.support.board import (
     worker_process,
 )
 from tests.support.board_fixtures import OpenBoard, Serve, cell, explain, row
+from tests.support.learned import seed_healthy_runs
 
 # -- the job panel ----------------------------------------------------------------------------------------
 
@@ -196,3 +200,21 @@ def test_the_panel_shows_the_servers_answers_backoff_conflict_and_token(
     page.locator('[data-part="confirm-yes"]').click()
     expect(answer).to_have_text(re.compile(r"^409 · Conflict: job about-to-finish already ended completed$"))
     expect(answer).to_have_attribute("data-kind", "problem")
+
+
+def test_the_panel_names_a_learned_stall_threshold_and_where_it_came_from(
+    jobs_dir: Path, serve: Serve, open_board: OpenBoard, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    history = tmp_path_factory.mktemp("learned") / "history.db"
+    seed_healthy_runs(history, "tts", 25, 5.0)  # p99 5 s x4: a 20 s threshold instead of the configured 45 s
+    running_job(jobs_dir, "learned-tts", stage="TTS", percent=30, age=10)
+    server = serve(history=f"sqlite:///{history}")
+    wait_for(
+        lambda: httpx.get(f"{server.url}api/jobs/learned-tts", timeout=10).json().get("thresholdSource") == "learned",
+        what="the learned threshold on the job",
+    )
+    page = open_board(server.url)
+    page.goto(f"{server.url}#job=learned-tts")
+    facts = page.locator('[data-part="panel"] .facts')
+    expect(facts).to_contain_text("Stall threshold")
+    expect(facts).to_contain_text("learned: p99 gap 5 s over 25 runs, x4")

@@ -176,7 +176,9 @@ export class JobPanel {
     else if (since != null) rows.push(["Last progress", `${duration(since)} ago`]);
     if (job.thresholdSeconds != null && !TERMINAL.has(job.status)) {
       const kind = job.thresholdKind && job.thresholdKind !== "default" ? ` (${job.thresholdKind})` : "";
-      rows.push(["Stall threshold", `${threshold(job.thresholdSeconds)}${kind}`]);
+      // A learned threshold says where it came from (docs/thresholds.md): "learned: p99 gap 3.65 s over 200 runs, x4".
+      const learned = job.thresholdSource === "learned" ? `, learned: ${job.thresholdBasis ?? "?"}` : "";
+      rows.push(["Stall threshold", `${threshold(job.thresholdSeconds)}${kind}${learned}`]);
     }
     // A stalled job has no ETA: its last velocity no longer says anything.
     if (job.stalled && !TERMINAL.has(job.status)) rows.push(["ETA", "– (stalled)"]);

@@ -66,7 +66,7 @@ export class StreamSync {
       case "job-stalled":
         fields.stalled = true;
         fields.etaSeconds = null;
-        for (const key of ["verdict", "thresholdSeconds", "thresholdKind", "stalledSince"]) {
+        for (const key of ["verdict", "thresholdSeconds", "thresholdKind", "thresholdSource", "thresholdBasis", "stalledSince"]) {
           if (key in data) fields[key] = data[key];
         }
         if (data.secondsSinceProgress != null) {
