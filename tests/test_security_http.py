@@ -374,13 +374,13 @@ def test_the_queue_and_the_job_list_build_views_only_for_the_page_they_return(
     built: list[str] = []
     real, real_item = views.job_view, views.queue_item
 
-    def counting(state: Any, record: Any, now: float) -> Any:
+    def counting(state: Any, record: Any, now: float, base_url: str | None = None) -> Any:
         built.append(state.id)
-        return real(state, record, now)
+        return real(state, record, now, base_url)
 
-    def counting_item(state: Any, record: Any, now: float) -> Any:  # the queue's view of a job (Aura's shape)
+    def counting_item(state: Any, record: Any, now: float, base_url: str | None = None) -> Any:  # Aura's queue shape
         built.append(state.id)
-        return real_item(state, record, now)
+        return real_item(state, record, now, base_url)
 
     monkeypatch.setattr(views, "job_view", counting)
     monkeypatch.setattr(jobs_api, "job_view", counting, raising=False)
