@@ -33,6 +33,7 @@ from aura_monitor.records.timestamps import format_iso
 from tests.support import HANG_S, STARTUP_S, wait_for, write_native
 from tests.support.board_fixtures import OpenBoard, Serve
 from tests.support.live_server import LiveServer, SseClient, live_server
+from tests.support.live_stack import stop_process
 
 TOKEN = "a-token-of-32-characters-for-us!"
 BASE_TIME = 1_793_000_000.0  # 2026-10-26
@@ -237,12 +238,7 @@ def sidecar_process(jobs_dir: Path, log: Path, *flags: str, nofile: str) -> Iter
             )
             yield port, process.pid
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop_process(process)
 
 
 def test_under_an_fd_limit_streams_past_the_cap_get_503_while_health_metrics_and_open_streams_carry_on(

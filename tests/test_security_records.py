@@ -28,7 +28,7 @@ from aura_monitor.jobs.transitions import Transition
 from aura_monitor.records import parse_record
 from tests.support import STARTUP_S, sample, wait_for, write_native
 from tests.support.live_server import SseClient, live_server
-from tests.support.live_stack import aura_monitor_argv, free_port
+from tests.support.live_stack import aura_monitor_argv, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 # A small threshold so a stall or a pause twice its length stays a few seconds; no periodic rescan, so
@@ -197,14 +197,7 @@ def _serve(
         )
         yield proc, url
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
 
 
 def _jobs(url: str) -> dict[str, dict[str, Any]]:

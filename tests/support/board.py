@@ -28,6 +28,7 @@ from aura_monitor.config import load_settings
 from aura_monitor.records.timestamps import format_iso
 from aura_monitor.sidecar import Sidecar
 from tests.support import wait_for, write_native
+from tests.support.live_stack import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "board"
@@ -163,12 +164,7 @@ def worker_process(jobs_dir: Path, log_path: Path) -> Iterator[subprocess.Popen[
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
         log.close()
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -64,6 +65,19 @@ def poll(probe: Callable[[], T | None], timeout: float, what: str, interval: flo
     return wait_for(probe, timeout, what, interval=interval, ignoring=(httpx.HTTPError, ValueError, KeyError))
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """Stop a child the way a service manager does: SIGCONT (it may be SIGSTOPped), SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 class ManagedProcess:
     """A child process with its output in a log file; stop() terminates, then kills."""
 
@@ -83,13 +97,7 @@ class ManagedProcess:
             raise AssertionError(f"{self.name} exited with {code}:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=5)
         self._log.close()
 
 
