@@ -12,6 +12,7 @@ import pytest
 from aura_monitor.clock import FakeClock
 from aura_monitor.events import EventBroker, EventId, EventName, Opening, StreamKind, Subscriber
 from aura_monitor.events.model import Event, encode
+from aura_monitor.events.stream import EventStreamResponse
 from aura_monitor.events.subscriber import Ending
 from aura_monitor.jobs.model import JobRecord, JobStatus, RecordFormat
 from aura_monitor.jobs.stall import Thresholds
@@ -313,3 +314,25 @@ def test_after_shutdown_every_stream_is_ending_and_new_ones_get_no_subscription(
     assert world.open(loop, None).subscriber is None
     world.broker.reopen()
     assert world.open(loop, None).subscriber is not None
+
+
+def test_an_open_stream_does_not_keep_the_snapshot_it_sent(clock: FakeClock, loop: asyncio.AbstractEventLoop) -> None:
+    world = World(clock)
+    for i in range(3):
+        world.write(f"job-{i}", percent=10)
+    opening = world.open(loop, None)
+    assert isinstance(opening.snapshot, list) and len(opening.snapshot) == 3
+    stream = EventStreamResponse(world.broker, None, None, clock=clock, heartbeat=60, retry_ms=1000)
+
+    async def first_frame() -> bytes:
+        frames = stream.frames(opening)
+        frame = await frames.__anext__()
+        world.write("job-0", percent=20)  # then one live event: the stream is past its opening
+        await frames.__anext__()
+        await frames.aclose()
+        return frame
+
+    frame = loop.run_until_complete(first_frame())
+    assert json.loads(frame.decode().split("data: ", 1)[1])["count"] == 3  # it was sent...
+    # ...and is not held for the stream's life (an idle all-jobs stream held every job's view).
+    assert opening.snapshot is None and opening.snapshot_states == [] and opening.replay == []

@@ -186,12 +186,17 @@ class EventStreamResponse(Response):
             aura = AuraProgress(opening.snapshot if isinstance(opening.snapshot, dict) else None)
             render = aura.render
             yield aura.first(last)
-        for chunk, event_id, ended in self._deliver(opening, opening.replay, render):
+        replay, opening.replay = opening.replay, []
+        # Sent: the snapshot (every job's view, on an all-jobs stream) is not kept for the stream's life.
+        # An idle stream held it, tens of KB each (bench/idle_streams.py).
+        opening.snapshot, opening.snapshot_states = None, []
+        for chunk, event_id, ended in self._deliver(opening, replay, render):
             last = event_id
             if chunk is not None:
                 yield chunk
             if ended:
                 return
+        del replay
         if per_job and opening.terminal is not None:
             for chunk, _, _ in self._deliver(opening, [opening.terminal], render):
                 if chunk is not None:
