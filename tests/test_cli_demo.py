@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
@@ -56,6 +57,18 @@ def test_demo_once_reaches_every_verdict_soon_after_the_fault_and_holds_it(tmp_p
     assert not list((tmp_path / "jobs").glob("*/requests/*.json")), "no control request left behind"
 
 
+def _alive(procs: Iterable[psutil.Process]) -> list[tuple[int, str, str]]:
+    """(pid, name, status) of the processes still alive; one that ends while asked (an ffprobe) is not."""
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and (status := proc.status()) != psutil.STATUS_ZOMBIE:
+                alive.append((proc.pid, proc.name(), status))
+        except psutil.Error:
+            continue
+    return alive
+
+
 def test_sigterm_stops_the_demo_and_every_process_it_started_even_a_stopped_encoder(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "demo.out").open("wb")
@@ -85,18 +98,13 @@ def test_sigterm_stops_the_demo_and_every_process_it_started_even_a_stopped_enco
             raise AssertionError(f"{exc}; the demo said:\n{(tmp_path / 'demo.out').read_text()[-3000:]}") from None
         for proc in psutil.Process(demo.pid).children(recursive=True):
             seen.setdefault(proc.pid, proc)
-        running = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        names = sorted(p.name() for p in running)
+        names = sorted(name for _, name, _ in _alive(seen.values()))
         # The worker, its render processes (each in a session of its own) and their encoders.
         assert names.count("ffmpeg") >= 2 and sum(n.startswith("python") for n in names) >= 3, names
         demo.send_signal(signal.SIGTERM)
         code = demo.wait(60)
         assert code == 128 + signal.SIGTERM, (tmp_path / "demo.out").read_text()[-3000:]
-        survivors = [
-            f"{p.pid} {p.name()} {p.status()}"
-            for p in seen.values()
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        ]
+        survivors = [f"{pid} {name} {status}" for pid, name, status in _alive(seen.values())]
         assert survivors == [], survivors
         said = (tmp_path / "demo.out").read_text()
         assert "demo stopped by SIGTERM" in said and "demo verdicts" in said, said[-3000:]
