@@ -180,16 +180,20 @@ class EventStreamResponse(Response):
         """The stream's frames; per-job streams end after the job's terminal event."""
         per_job = opening.job_id is not None
         last = opening.first_id
-        yield encode(EventName.CONNECTED, last, self._connected(opening), self.retry_ms)
+        connected = encode(EventName.CONNECTED, last, self._connected(opening), self.retry_ms)
         render: Render = _as_is
+        aura = None
         if self.aura_progress:
             aura = AuraProgress(opening.snapshot if isinstance(opening.snapshot, dict) else None)
             render = aura.render
-            yield aura.first(last)
         replay, opening.replay = opening.replay, []
-        # Sent: the snapshot (every job's view, on an all-jobs stream) is not kept for the stream's life.
-        # An idle stream held it, tens of KB each (bench/idle_streams.py).
+        # Encoded: the snapshot (every job's view, on an all-jobs stream) is dropped before the frame goes
+        # out, not kept for the stream's life nor while a slow client drains the frame (bench/idle_streams.py).
         opening.snapshot, opening.snapshot_states = None, []
+        yield connected
+        del connected
+        if aura is not None:
+            yield aura.first(last)
         for chunk, event_id, ended in self._deliver(opening, replay, render):
             last = event_id
             if chunk is not None:
