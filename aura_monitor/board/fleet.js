@@ -2,35 +2,20 @@
 
 import { h } from "./dom.js";
 import { clockTime, duration, threshold, verdictWords } from "./format.js";
+import { PolledView } from "./polled.js";
 
 const POLL_MS = 5000; // the sidecar caches Prometheus' answer for 3 s: faster polling would add nothing
 const STATUSES = ["running", "queued", "paused", "failed", "completed", "cancelled"];
 
-export class FleetView {
+export class FleetView extends PolledView {
   constructor({ root }) {
+    super();
     this.root = root;
     this.status = root.querySelector('[data-part="fleet-status"]');
     this.totals = root.querySelector('[data-part="fleet-totals"]');
     this.nodes = root.querySelector('[data-part="fleet-nodes"]');
     this.jobs = root.querySelector('[data-part="fleet-jobs"]');
     this.notes = root.querySelector('[data-part="fleet-notes"]');
-    this.timer = null;
-    this.active = false;
-    this.inFlight = false;
-    document.addEventListener("visibilitychange", () => this.schedule(0));
-  }
-
-  /** Start (or stop) polling: only while the view is shown and the tab is visible. */
-  show(active) {
-    this.active = active;
-    this.schedule(0);
-  }
-
-  schedule(delay) {
-    clearTimeout(this.timer);
-    this.timer = null;
-    if (!this.active || document.hidden) return;
-    this.timer = setTimeout(() => this.poll(), delay);
   }
 
   async poll() {

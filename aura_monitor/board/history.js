@@ -3,6 +3,7 @@
 import { bucketize, causesList, incidentChart, rankCauses, stageBars, stageName } from "./charts.js";
 import { h } from "./dom.js";
 import { dateTime, duration, severityOf, verdictWords } from "./format.js";
+import { PolledView } from "./polled.js";
 
 const POLL_MS = 30000; // history changes when a stall starts or ends: a glance every 30 s is plenty
 const RETRY_MS = 5000; // the 503's Retry-After
@@ -28,8 +29,9 @@ async function getJson(url) {
   return { ok: response.ok && body != null, status: response.status, body };
 }
 
-export class HistoryView {
+export class HistoryView extends PolledView {
   constructor({ root, onWindow }) {
+    super();
     this.root = root;
     this.part = (name) => root.querySelector(`[data-part="${name}"]`);
     this.status = this.part("history-status");
@@ -38,14 +40,10 @@ export class HistoryView {
     this.window = "24h";
     this.node = null;
     this.expanded = new Set();
-    this.timer = null;
-    this.active = false;
-    this.inFlight = false;
     this.windowSelect.addEventListener("change", () => {
       this.setWindow(this.windowSelect.value);
       this.onWindow?.(this.window);
     });
-    document.addEventListener("visibilitychange", () => this.schedule(0));
   }
 
   /** The node this board belongs to: only its own incidents link to its explain route. */
@@ -60,19 +58,6 @@ export class HistoryView {
     this.window = next;
     this.setStatus("loading", `Reading the history of the ${WINDOWS[next].words}…`);
     this.schedule(0);
-  }
-
-  /** Start (or stop) polling: only while the view is shown and the tab is visible. */
-  show(active) {
-    this.active = active;
-    this.schedule(0);
-  }
-
-  schedule(delay) {
-    clearTimeout(this.timer);
-    this.timer = null;
-    if (!this.active || document.hidden) return;
-    this.timer = setTimeout(() => this.poll(), delay);
   }
 
   async poll() {
