@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # versioned Debian dir holds it: postgresql puts initdb and pg_ctl in /usr/lib/postgresql/<version>/bin.
 SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
   amtool:prometheus-alertmanager chromium:chromium node:nodejs npm:npm faketime:faketime \
-  initdb:postgresql pg_ctl:postgresql
+  initdb:postgresql pg_ctl:postgresql systemd-analyze:systemd
 VERSIONED_BIN_DIRS := /usr/lib/postgresql/*/bin
 # Grafana's published dashboard schema + tsc, for tests/test_dashboards.py (no Grafana server installs here).
 SCHEMA_DIR := tools/grafana-schema
