@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +15,7 @@ import pytest
 from aura_monitor.events.subscriber import Ending
 from tests.support import HANG_S, STARTUP_S, wait_for, write_native
 from tests.support.live_server import LiveServer, Received, SseClient, live_server
+from tests.support.live_stack import clean_env, free_port, managed, sidecar_argv, wait_ready
 
 
 def n_of(event_id: str | None) -> int:
@@ -336,48 +333,25 @@ def test_the_server_stops_with_clients_connected_by_ending_their_streams_itself(
             assert client.finished, f"{client.path} was cut off, not ended by the server"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def test_aura_monitor_serve_exits_on_sigterm_with_streams_open_and_ends_each_of_them(jobs_dir: Path) -> None:
+def test_aura_monitor_serve_exits_on_sigterm_with_streams_open_and_ends_each_of_them(
+    jobs_dir: Path, tmp_path: Path
+) -> None:
     write_native(jobs_dir, "job", status="running", revision=1)
     port = free_port()
-    env = {**os.environ, "AURA_MONITOR_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        wait_for(lambda: _answers(port), timeout=STARTUP_S, what="the server to listen")
+    env = {**clean_env(), "AURA_MONITOR_LOG_LEVEL": "warning"}
+    with managed("aura-monitor serve", sidecar_argv(jobs_dir, port), tmp_path / "serve.log", env) as sidecar:
+        wait_ready(sidecar, f"http://127.0.0.1:{port}/healthz")
         clients = [SseClient(port, "/api/jobs/job/events") for _ in range(3)]
         clients += [SseClient(port, "/api/events") for _ in range(3)]
         for client in clients:
             client.wait_for_event("connected", timeout=HANG_S)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(STARTUP_S) == 0
+        sidecar.process.send_signal(signal.SIGTERM)
+        code = sidecar.process.wait(STARTUP_S)
+        assert code == 0, f"serve exited {code} on SIGTERM:\n{sidecar.log_tail()}"
         # serve's grace is uvicorn's 1 s: a stream the signal did not end would be cut off (no last chunk).
         for client in clients:
             client.wait_ended(HANG_S)
             assert client.finished, f"{client.path} was cut off, not ended by the server"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
-
-
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_the_aura_progress_stream_sends_job_progress_events_in_auras_shape(jobs_dir: Path) -> None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import http.server
 import json
 import logging
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,7 +31,7 @@ from aura_monitor.records.timestamps import format_iso
 from tests.support import HANG_S, STARTUP_S, wait_for, write_native
 from tests.support.board_fixtures import OpenBoard, Serve
 from tests.support.live_server import LiveServer, SseClient, live_server
-from tests.support.live_stack import stop_process
+from tests.support.live_stack import aura_monitor_argv, clean_env, free_port, managed, sidecar_argv, wait_ready
 
 TOKEN = "a-token-of-32-characters-for-us!"
 BASE_TIME = 1_793_000_000.0  # 2026-10-26
@@ -174,8 +172,8 @@ def test_serve_beyond_loopback_refuses_a_blank_or_short_token_in_one_line_with_e
     tmp_path: Path, token: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(tmp_path), "--host", "0.0.0.0"],
-        env={**os.environ, "AURA_MONITOR_TOKEN": token},
+        aura_monitor_argv("serve", "--jobs-dir", str(tmp_path), "--host", "0.0.0.0"),
+        env={**clean_env(), "AURA_MONITOR_TOKEN": token},
         capture_output=True,
         text=True,
         timeout=STARTUP_S,
@@ -218,27 +216,11 @@ def sidecar_process(jobs_dir: Path, log: Path, *flags: str, nofile: str) -> Iter
     """`aura-monitor serve` under `prlimit --nofile=<soft[:hard]>`, its output in `log`; yields its port and pid."""
     prlimit = shutil.which("prlimit")
     assert prlimit, "prlimit (util-linux) is missing"
-    port_probe = socket.socket()
-    port_probe.bind(("127.0.0.1", 0))
-    port = port_probe.getsockname()[1]
-    port_probe.close()
-    serve_flags = ["--jobs-dir", str(jobs_dir), "--port", str(port), "--heartbeat-interval", "1", *flags]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [prlimit, f"--nofile={nofile}", sys.executable, "-m", "aura_monitor", "serve", *serve_flags],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(
-                lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200,
-                timeout=STARTUP_S,
-                what="the sidecar to be ready",
-                ignoring=(httpx.HTTPError,),
-            )
-            yield port, process.pid
-        finally:
-            stop_process(process)
+    port = free_port()
+    argv = [prlimit, f"--nofile={nofile}", *sidecar_argv(jobs_dir, port, "--heartbeat-interval", "1", *flags)]
+    with managed("aura-monitor serve", argv, log, clean_env()) as sidecar:
+        wait_ready(sidecar, f"http://127.0.0.1:{port}/readyz")
+        yield port, sidecar.process.pid
 
 
 def test_under_an_fd_limit_streams_past_the_cap_get_503_while_health_metrics_and_open_streams_carry_on(

@@ -22,7 +22,7 @@ import pytest
 from aura_monitor.cli.main import main
 from tests.support import HANG_S, wait_for, write_native
 from tests.support.live_server import live_server
-from tests.support.live_stack import ManagedProcess, free_port, wait_ready
+from tests.support.live_stack import ManagedProcess, clean_env, free_port, sidecar_argv, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,9 +77,9 @@ def token() -> str:
 def served(tmp_path: Path, jobs_dir: Path, token: str) -> Iterator[str]:
     """`aura-monitor serve` as its own process, its token both on its command line and in its environment."""
     port = free_port()
-    env = {**os.environ, "AURA_MONITOR_TOKEN": token}
-    argv = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs_dir), "--port", str(port)]
-    process = ManagedProcess("aura-monitor", [*argv, "--token", token], tmp_path / "serve.log", env)
+    env = {**clean_env(), "AURA_MONITOR_TOKEN": token}
+    argv = sidecar_argv(jobs_dir, port, "--token", token)
+    process = ManagedProcess("aura-monitor", argv, tmp_path / "serve.log", env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(process, f"{base}/healthz")

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
 from tests.support import HANG_S, STARTUP_S, scraped, wait_for, write_native
 from tests.support.live_server import live_server
-from tests.support.live_stack import ManagedProcess, free_port, poll, require_binary
+from tests.support.live_stack import ManagedProcess, free_port, poll, require_binary, sidecar_argv
 
 NO_RESCAN = 600.0
 
@@ -97,8 +96,8 @@ def test_job_dirs_created_or_replaced_while_the_queue_overflowed_are_watched_aft
     jobs.mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    serve = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs), "--port", str(port)]
-    process = ManagedProcess("sidecar", [*serve, "--rescan-interval", str(NO_RESCAN)], tmp_path / "sidecar.log")
+    serve = sidecar_argv(jobs, port, "--rescan-interval", str(NO_RESCAN))
+    process = ManagedProcess("sidecar", serve, tmp_path / "sidecar.log")
     try:
         for i in range(30):
             write_native(jobs, f"busy-{i:02d}", percent=0.0)
@@ -140,8 +139,7 @@ def _set_limit(pid: int, limit: int, path: str = LIMIT_FILE) -> None:
 def _sidecar_in_own_namespace(tmp_path: Path, jobs: Path, port: int, limits: str) -> ManagedProcess:
     """`aura-monitor serve` in a new user namespace whose inotify limits are set by `limits` (shell) first."""
     unshare = require_binary("unshare", "util-linux")
-    serve = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs), "--port", str(port)]
-    serve += ["--rescan-interval", str(NO_RESCAN)]
+    serve = sidecar_argv(jobs, port, "--rescan-interval", str(NO_RESCAN))
     argv = [unshare, "-U", "-r", "sh", "-c", f'{limits} && exec "$@"', "sh", *serve]
     return ManagedProcess("sidecar", argv, tmp_path / "sidecar.log")
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import STARTUP_S, write_native
+from tests.support.live_stack import clean_env, free_port, managed, sidecar_argv
 from tests.support.otlp import STATUS_ERROR, OtlpGrpcReceiver
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -35,7 +33,7 @@ def receiver() -> Iterator[OtlpGrpcReceiver]:
 def sidecar(tmp_path: Path, receiver: OtlpGrpcReceiver) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
-    environ = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "AURA_MONITOR_"))}
+    environ = clean_env()
     environ.update(
         {
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
@@ -44,19 +42,10 @@ def sidecar(tmp_path: Path, receiver: OtlpGrpcReceiver) -> Iterator[tuple[Path, 
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
     )
-    command = [sys.executable, "-m", "aura_monitor", "serve", "--jobs-dir", str(jobs_dir), "--port", "0"]
-    log = (tmp_path / "sidecar.log").open("wb")  # a file, never an unread pipe that could fill and block it
-    process = subprocess.Popen([*command, "--stall-threshold", "1"], env=environ, stdout=log, stderr=log)
-    try:
-        yield jobs_dir, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    argv = sidecar_argv(jobs_dir, free_port(), "--stall-threshold", "1")
+    # stop() sends SIGTERM first: the spans still open are ended and exported as the sidecar shuts down
+    with managed("aura-monitor serve", argv, tmp_path / "sidecar.log", environ) as process:
+        yield jobs_dir, process.process
 
 
 def test_the_sidecar_exports_a_stall_to_the_jobs_trace_while_it_lasts_over_grpc(
