@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -230,3 +231,86 @@ def test_an_inotify_queue_overflow_triggers_an_immediate_rescan(sidecar: Sidecar
     watches.inotify.handle_event(overflow)
     wait_for(lambda: sidecar.watcher.stats.rescans > rescans, timeout=5, what="rescan after the overflow")
     assert sidecar.watcher.stats.overflows == 1
+
+
+def _rewrite_behind_inotify(record: Path, elsewhere: Path, **fields: object) -> None:
+    """Rewrite `record` in place through a hard link in another dir: its job dir's watch hears nothing.
+
+    (inotify reports a child's change to the watch of the dir the writer named it through.) The new text is
+    padded to at least the old length and written in one call, so no reader ever sees it empty or mixed.
+    """
+    link = elsewhere / f"{record.parent.name}.json"
+    if not link.exists():
+        os.link(record, link)
+    doc = json.loads(record.read_text()) | fields
+    old = record.stat().st_size
+    text = json.dumps(doc).encode()
+    with open(link, "r+b") as out:
+        out.write(text.ljust(old + 1))  # trailing spaces are valid JSON
+    assert record.stat().st_ino == link.stat().st_ino
+
+
+def _rescans_pass(sc: Sidecar, count: int) -> None:
+    first = sc.watcher.stats.rescans
+    wait_for(lambda: sc.watcher.stats.rescans >= first + count, what=f"{count} more rescans")
+
+
+def test_between_sweeps_the_rescan_stats_only_active_jobs_and_a_sweep_finds_what_inotify_missed(
+    jobs_dir: Path, tmp_path: Path
+) -> None:
+    for i in range(3):
+        write_native(jobs_dir, f"done-{i}", status="completed", percent=100.0)
+    for i in range(2):
+        write_native(jobs_dir, f"live-{i}", percent=10.0)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sc = make_sidecar(jobs_dir, rescan_interval=0.2)
+    sc.watcher.sweep_interval = 3600.0  # no sweep but the first, unless kicked
+    sc.start()
+    try:
+        wait_for(lambda: sc.ready and percent_of(sc, "live-1") == 10.0, what="the five jobs")
+        _rescans_pass(sc, 2)
+        assert sc.watcher.stats.sweeps == 1 and sc.watcher.stats.last_rescan_stats == 2  # the two running jobs
+        # An active job changed behind inotify's back: the next periodic rescan reads it.
+        _rewrite_behind_inotify(jobs_dir / "live-0" / "job.json", elsewhere, revision=2, percent=40.0)
+        wait_for(lambda: percent_of(sc, "live-0") == 40.0, what="the active job's hidden change, by the rescan")
+        # A finished one (a retry written through a link): periodic rescans leave it to the sweep.
+        _rewrite_behind_inotify(jobs_dir / "done-1" / "job.json", elsewhere, revision=2, status="running", percent=5.0)
+        _rescans_pass(sc, 3)
+        assert percent_of(sc, "done-1") == 100.0
+        sc.watcher.rescan_now()
+        wait_for(lambda: percent_of(sc, "done-1") == 5.0, what="the finished job's hidden change, by the sweep")
+        assert sc.watcher.stats.sweeps == 2
+        _rescans_pass(sc, 1)
+        assert sc.watcher.stats.last_rescan_stats == 3  # done-1 is active again
+    finally:
+        sc.stop()
+
+
+def test_the_full_sweep_comes_round_on_its_own_interval(jobs_dir: Path, tmp_path: Path) -> None:
+    write_native(jobs_dir, "done", status="completed", percent=100.0)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sc = make_sidecar(jobs_dir, rescan_interval=0.2)
+    sc.watcher.sweep_interval = 1.0
+    sc.start()
+    try:
+        wait_for(lambda: sc.ready and percent_of(sc, "done") == 100.0, what="the finished job")
+        _rewrite_behind_inotify(jobs_dir / "done" / "job.json", elsewhere, revision=2, status="running", percent=7.0)
+        wait_for(lambda: percent_of(sc, "done") == 7.0, what="the hidden change, by the next sweep")
+        assert sc.watcher.stats.sweeps >= 2
+    finally:
+        sc.stop()
+
+
+def test_with_the_polling_backend_every_rescan_is_a_full_sweep(jobs_dir: Path) -> None:
+    write_native(jobs_dir, "done", status="completed", percent=100.0)
+    sc = make_sidecar(jobs_dir, watch="polling", poll_interval=0.5, rescan_interval=0.2)
+    sc.watcher.sweep_interval = 3600.0
+    sc.start()
+    try:
+        wait_for(lambda: sc.ready and percent_of(sc, "done") == 100.0, what="the finished job")
+        _rescans_pass(sc, 3)
+        assert sc.watcher.stats.sweeps == sc.watcher.stats.rescans
+    finally:
+        sc.stop()

@@ -169,7 +169,11 @@ class SnapshotCollector(Collector):
         )
         yield GaugeMetricFamily("aura_tracked_jobs", "Jobs the sidecar tracks", value=tracked)
         yield _counter("aura_watcher_events_total", "File system events received", self.watcher.events)
-        yield _counter("aura_watcher_rescans_total", "Full rescans of the jobs dir", self.watcher.rescans)
+        yield _counter(
+            "aura_watcher_rescans_total",
+            "Rescans: periodic ones of active jobs' records, and full sweeps of the jobs dir",
+            self.watcher.rescans,
+        )
         yield _counter(
             "aura_watcher_overflows_total", "inotify queue overflows (each triggers a rescan)", self.watcher.overflows
         )

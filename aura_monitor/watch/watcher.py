@@ -35,6 +35,12 @@ _Callback = Callable[[], None]
 # watches, and retries refused watches; both are a few syscalls.
 _TICK = 1.0
 _RETRY_INTERVAL = 5.0
+# Between full sweeps, a periodic rescan with inotify healthy stats only the records inotify might not report
+# on time: active jobs (the stall deadline depends on them) and dirs without a watch. A finished job's
+# record changes rarely (a retry) and inotify reports that; the full sweep is the safety net for what it
+# missed (a write through a hard link elsewhere, a filesystem that drops events). At 100,000 jobs, 80%
+# finished, this is 20,000 stats every 30 s instead of 100,000 plus a listing of the jobs dir.
+SWEEP_INTERVAL = 600.0
 # Repeats of the "not watched" warning while it lasts: often enough to be found in a log, never a flood.
 _UNWATCHED_LOG_INTERVAL = 300.0
 LIMIT_ADVICE = (
@@ -50,7 +56,9 @@ INSTANCE_ADVICE = (
 @dataclass(slots=True)
 class WatcherStats:
     events: int = 0
-    rescans: int = 0
+    rescans: int = 0  # every rescan, full sweeps included
+    sweeps: int = 0  # full ones: the jobs dir listed and every record stat'ed
+    last_rescan_stats: int = 0  # records the last rescan stat'ed
     handler_errors: int = 0
     observer_restarts: int = 0
     overflows: int = 0
@@ -67,12 +75,14 @@ class Watcher:
         backend: Literal["inotify", "polling"] = "inotify",
         rescan_interval: float = 30.0,
         poll_interval: float = 1.0,
+        sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self.root = root
         self.ingestor = ingestor
         self.backend = backend
         self.rescan_interval = rescan_interval
         self.poll_interval = poll_interval
+        self.sweep_interval = sweep_interval
         self.stats = WatcherStats()
         self._watches: JobDirWatches | None = None
         self._poller: PollingObserverVFS | None = None
@@ -87,6 +97,7 @@ class Watcher:
         self._root_lost = False
         self._watches_started = False
         self._next_rescan = 0.0
+        self._next_sweep = 0.0
         self._next_retry = 0.0
         self._unwatched_logged_at: float | None = None
         self._refresh_watches = False
@@ -167,14 +178,18 @@ class Watcher:
             self._kick.wait(interval)
             if self._kick.is_set():
                 self._kick.clear()
-                self._next_rescan = 0.0
+                self._next_rescan = self._next_sweep = 0.0  # a kick (overflow, lost root, rescan_now) is a sweep
 
     def _tick(self) -> None:
         changed = self._check_root()
         now = time.monotonic()
-        if changed or self._root_id is None or now >= self._next_rescan:
+        if changed or self._root_id is None or now >= self._next_sweep or not self._light_rescan_ok:
+            self._next_sweep = now + self.sweep_interval
             self._next_rescan = now + self.rescan_interval
             self.rescan()  # with no root, drops the jobs whose files are gone
+        elif now >= self._next_rescan:
+            self._next_rescan = now + self.rescan_interval
+            self.rescan_active()
         if self._watches is not None and now >= self._next_retry and self._watches.unwatched():
             self._next_retry = now + _RETRY_INTERVAL
             self._watches.retry_failed()
@@ -217,6 +232,18 @@ class Watcher:
             return self._poller is not None and self._poller.is_alive()
         watches = self._watches
         return watches is not None and watches.alive
+
+    @property
+    def _light_rescan_ok(self) -> bool:
+        """Whether inotify reports the jobs dir and finished jobs' records (else every rescan is a sweep)."""
+        watches = self._watches
+        return (
+            self.backend == "inotify"
+            and watches is not None
+            and watches.alive
+            and not self._refresh_watches
+            and not (watches.unwatched() and watches.unwatched()[0] == self._root_str)
+        )
 
     def _start_watches(self) -> bool:
         assert self._real_root is not None
@@ -290,8 +317,9 @@ class Watcher:
 
     # -- work ----------------------------------------------------------------------------------
     def rescan(self) -> int:
-        """Name every changed job file and every vanished one to the ingestor; one stat per file."""
+        """The full sweep: name every changed job file and every vanished one to the ingestor; one stat per file."""
         self.stats.rescans += 1
+        self.stats.sweeps += 1
         seen: set[str] = set()
         changed: list[str] = []
         dirs: list[str] = []
@@ -316,7 +344,30 @@ class Watcher:
             self._watches.ensure(dirs, refresh=refresh)
         changed += [state.path for state in self.ingestor.tracker.jobs() if state.path not in seen]
         self.ingestor.touch_many(changed, force=False)
+        self.stats.last_rescan_stats = len(dirs)
         return len(seen)
+
+    def rescan_active(self) -> int:
+        """The periodic rescan between sweeps: stat the records of active jobs and of unwatched dirs only."""
+        self.stats.rescans += 1
+        tracker = self.ingestor.tracker
+        with tracker.lock:
+            paths = [state.path for state in tracker.states(tracker.index.active())]
+        watches = self._watches
+        if watches is not None:
+            paths += [os.path.join(d, RECORD_NAME) for d in watches.unwatched() if d != self._root_str]
+        changed: list[str] = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                changed.append(path)  # gone: the ingestor drops the job (or a new dir's record is not there yet)
+                continue
+            if not self.ingestor.unchanged(path, st):
+                changed.append(path)
+        self.ingestor.touch_many(changed, force=False)
+        self.stats.last_rescan_stats = len(paths)
+        return len(paths)
 
     def _record_event(self, path: str) -> None:
         """A job record was written, moved in or deleted, or a job dir came or went (reader or poller thread)."""
