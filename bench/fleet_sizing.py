@@ -22,9 +22,9 @@ import psutil
 
 from aura_monitor import __version__
 from aura_monitor.records.native import SCHEMA
-from tests.support.aura_writer import net_time
 
 from .harness import served, tracked_jobs, wait_until
+from .load import iso_time
 
 JOBS = 100
 NODES = 1_000
@@ -47,8 +47,8 @@ def write_jobs(jobs_dir: Path, count: int, *, stalled: bool) -> None:
             "status": "running",
             "stage": STAGES[i % len(STAGES)],
             "percent": 40.0,
-            "createdAt": net_time(now - since - 60),
-            "lastProgressAt": net_time(now - since),
+            "createdAt": iso_time(now - since - 60),
+            "lastProgressAt": iso_time(now - since),
         }
         folder = jobs_dir / job_id
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,15 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA = "aura-monitor/job@1"
+
+
+def iso_time(epoch: float) -> str:
+    """A record's timestamp: UTC ISO-8601 to the microsecond (the stall scenario times lags in microseconds)."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _TEMPLATE = (

@@ -21,10 +21,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.support.aura_writer import net_time
-
 from .harness import QUICK, served
-from .load import SCHEMA
+from .load import SCHEMA, iso_time
 
 JOBS = 100_000
 QUICK_JOBS = 25_000  # BENCH_QUICK: its figures are keyed `_25k`, beside (not instead of) the 100k targets
@@ -35,8 +33,8 @@ Figures = dict[str, list[float]]
 def write_fleet(jobs_dir: Path, total: int) -> None:
     """`total` native records: 80% completed, 18% running (progressing now), 2% stalled two hours ago."""
     now = time.time()
-    fresh, old, created = net_time(now), net_time(now - 7200), net_time(now - 900)
-    done = {"status": "completed", "stage": "Complete", "percent": 100.0, "completedAt": net_time(now - 600)}
+    fresh, old, created = iso_time(now), iso_time(now - 7200), iso_time(now - 900)
+    done = {"status": "completed", "stage": "Complete", "percent": 100.0, "completedAt": iso_time(now - 600)}
     running = {"status": "running", "stage": "Render", "percent": 85.0, "lastProgressAt": fresh}
     stalled = {"status": "running", "stage": "TTS", "percent": 30.0, "lastProgressAt": old}
     for i in range(total):

@@ -21,11 +21,10 @@ from aura_monitor.jobs.stall import Thresholds
 from aura_monitor.jobs.transitions import TransitionKind
 from aura_monitor.reporter import JobReporter
 from aura_monitor.sidecar import Sidecar
-from tests.support.aura_writer import net_time
 
 from .baseline import PollingWatcher
 from .harness import QUICK, percentile, run_load, served, tracked_jobs, wait_until
-from .load import SCHEMA, write
+from .load import SCHEMA, iso_time, write
 
 Figures = dict[str, float]
 
@@ -133,7 +132,7 @@ def _stall_lags(name: str, jobs_dir: Path, count: int, threshold: float) -> list
     with _Subject(name, jobs_dir, threshold, record) as subject:
         now = time.time()
         for i in range(count):
-            _native(jobs_dir, f"s{i:04d}", lastProgressAt=net_time(now - random.uniform(0.0, 1.0)))
+            _native(jobs_dir, f"s{i:04d}", lastProgressAt=iso_time(now - random.uniform(0.0, 1.0)))
         wait_until(lambda: len(seen) >= count, 30, f"{name}: {count} stalls")
     lags = []
     for job_id, when in seen:
@@ -190,8 +189,8 @@ def _fleet(jobs_dir: Path, total: int, video: Path) -> None:
                 stage="Complete",
                 percent=100.0,
                 outputPath=str(video),
-                completedAt=net_time(now - 600),
-                createdAt=net_time(now - 900),
+                completedAt=iso_time(now - 600),
+                createdAt=iso_time(now - 900),
             )
         elif kind < 49:
             _native(
@@ -199,8 +198,8 @@ def _fleet(jobs_dir: Path, total: int, video: Path) -> None:
                 f"f{i:05d}",
                 stage="Render",
                 percent=85.0,
-                lastProgressAt=net_time(now),
-                createdAt=net_time(now - 60),
+                lastProgressAt=iso_time(now),
+                createdAt=iso_time(now - 60),
             )
         else:
             _native(
@@ -208,8 +207,8 @@ def _fleet(jobs_dir: Path, total: int, video: Path) -> None:
                 f"f{i:05d}",
                 stage="TTS",
                 percent=30.0,
-                lastProgressAt=net_time(now - 7200),
-                createdAt=net_time(now - 9000),
+                lastProgressAt=iso_time(now - 7200),
+                createdAt=iso_time(now - 9000),
             )
 
 

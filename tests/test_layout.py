@@ -167,3 +167,18 @@ def test_the_boards_verdict_words_and_severities_are_the_enums() -> None:
         c.value for c, s in SEVERITY.items() if s is Severity.CRITICAL
     }
     assert set(re.findall(r'"(\w+)"', info.group(1))) == {c.value for c, s in SEVERITY.items() if s is Severity.INFO}
+
+
+def test_the_bench_never_imports_the_tests() -> None:
+    """The bench runs from a wheel-less checkout without the test tree's helpers (issue 13): it reuses the
+    package, never `tests`."""
+    bench = PACKAGE.parent / "bench"
+    offenders: dict[str, set[str]] = {}
+    for path in sorted(bench.glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        named = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        named |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        found = {name for name in named if name == "tests" or name.startswith("tests.")}
+        if found:
+            offenders[path.name] = found
+    assert not offenders, f"bench modules importing the tests: {offenders}"
