@@ -206,6 +206,12 @@ def summary(runs: list[Figures]) -> dict[str, dict[str, float]]:
     }
 
 
+def scenario(work: Path) -> tuple[dict[str, list[float]], Figures]:
+    """The `explain_burst` scenario of `make bench`: BENCH_REPEATS bursts on one sidecar, each figure as its runs."""
+    runs = explain_burst(work, max(1, int(os.environ.get("BENCH_REPEATS", str(REPEATS)))))
+    return {key: [run[key] for run in runs] for key in runs[0]}, {}
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="aura-bench-burst-") as tmp:
         runs = explain_burst(Path(tmp), REPEATS if not QUICK else 3)

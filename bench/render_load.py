@@ -2,11 +2,13 @@
 
     python -m bench.render_load        # quiet, encoders at nice 10, encoders at nice 0; JSON on stdout
 
-Each repeat measures the three conditions in turn, in one run, so the figures share the host's state:
-quiet (`sse_latency_p99_ms`, ...), the encoders at nice 10 as farms run them (`..._render_load`) and at
-nice 0 (`..._render_load_nice0`). The sidecar itself runs at the bench's priority (nice 0), as a default
-service would. Each encode is `ffmpeg -f lavfi -i testsrc2 -c:v libx264 -f null -`, which keeps a core
-busy on its own (libx264's threads on 720p30).
+The `render_load` scenario of `make bench`. Each repeat measures the three conditions in turn, in one run,
+so the figures share the host's state: quiet (`sse_latency_p99_ms`, ...: the whole SSE scenario, with its
+polling baseline and its 1,000-stream figure, so `make bench` does not run that scenario a second time),
+the encoders at nice 10 as farms run them (`..._render_load`) and at nice 0 (`..._render_load_nice0`).
+The sidecar itself runs at the bench's priority (nice 0), as a default service would. Each encode is
+`ffmpeg -f lavfi -i testsrc2 -c:v libx264 -f null -`, which keeps a core busy on its own (libx264's
+threads on 720p30).
 """
 
 from __future__ import annotations
@@ -95,21 +97,28 @@ def _start(procs: list[subprocess.Popen[bytes]], nice: int | None, after: Path |
         )
 
 
-def _one(work: Path, suffix: str, nice: int | None) -> Figures:
+def _one(work: Path, suffix: str, nice: int | None, stall: bool) -> tuple[Figures, Figures]:
+    """One condition; quiet (no encodes) also gives the SSE scenario's baseline and 1,000-stream figure."""
+    quiet = nice is None
     with encoders(nice, after=work / "sse-jobs") as procs:
-        sse, _ = sse_latency(work)
-        (work / "stall").mkdir()
-        lags = _stall_lags("sidecar", work / "stall", 100 if QUICK else 300, threshold=2.0)
+        sse, base = sse_latency(work, baseline=quiet, every_job=quiet)
+        lags = None
+        if stall:
+            (work / "stall").mkdir()
+            lags = _stall_lags("sidecar", work / "stall", 100 if QUICK else 300, threshold=2.0)
         used = sum(_cpu(p.pid) for p in procs)
-    figures = {
-        f"sse_latency_p99_ms{suffix}": sse["sse_latency_p99_ms"],
-        f"sse_latency_p50_ms{suffix}": sse["sse_latency_p50_ms"],
-        f"sse_all_latency_p99_ms{suffix}": sse["sse_all_latency_p99_ms"],
-        f"stall_lag_p99_ms{suffix}": round(percentile(lags, 99), 2),
-    }
-    if nice is not None:
+    if quiet:
+        figures = dict(sse)  # the SSE scenario's keys, unchanged
+    else:
+        figures = {
+            f"sse_latency_p99_ms{suffix}": sse["sse_latency_p99_ms"],
+            f"sse_latency_p50_ms{suffix}": sse["sse_latency_p50_ms"],
+            f"sse_all_latency_p99_ms{suffix}": sse["sse_all_latency_p99_ms"],
+        }
         figures[f"encoder_cpu_s{suffix}"] = round(used, 1)  # evidence the encodes did load the host
-    return figures
+    if lags is not None:
+        figures[f"stall_lag_p99_ms{suffix}"] = round(percentile(lags, 99), 2)
+    return figures, base
 
 
 def _cpu(pid: int) -> float:
@@ -121,14 +130,21 @@ def _cpu(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def render_load(work: Path) -> Figures:
-    """One repeat: every condition, quiet first."""
+def render_load(work: Path, quiet_stall: bool = True) -> tuple[Figures, Figures]:
+    """One repeat: every condition, quiet first; figures and the quiet SSE's polling baseline.
+
+    `quiet_stall=False` leaves the quiet stall lag to the stall scenario of the same `make bench` run
+    (which measures it with its own polling baseline); the loaded stall lags are always measured.
+    """
     figures: Figures = {}
+    baseline: Figures = {}
     for suffix, nice in CONDITIONS:
         sub = work / (suffix.strip("_") or "quiet")
         sub.mkdir()
-        figures |= _one(sub, suffix, nice)
-    return figures
+        measured, base = _one(sub, suffix, nice, stall=quiet_stall or nice is not None)
+        figures |= measured
+        baseline |= base
+    return figures, baseline
 
 
 def main() -> int:
@@ -136,7 +152,7 @@ def main() -> int:
     runs = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="aura-bench-render-") as tmp:
-            runs.append(render_load(Path(tmp)))
+            runs.append(render_load(Path(tmp))[0])
     spread = {
         key: [min(r[key] for r in runs), statistics.median(r[key] for r in runs), max(r[key] for r in runs)]
         for key in runs[0]

@@ -1,9 +1,11 @@
 """Record written -> SSE event received, under DESIGN's load: 1,000 active jobs updating once a second,
-200 clients on per-job streams and 5 on /api/events; baseline: a client polling /api/jobs every 500 ms."""
+200 clients on per-job streams and 5 on /api/events; baseline: a client polling /api/jobs every 500 ms.
+Then issue 17's fan-out figure on the same sidecar: one per-job stream for each of the 1,000 jobs."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -17,6 +19,9 @@ from .scenarios import Figures
 JOBS = 1000
 PER_JOB_CLIENTS = 200
 ALL_CLIENTS = 5
+# After the last write, how long the 1,000-stream clients keep listening: an event later than this is lost
+# (the p99 is then past it, far past the 50 ms target, and sse_delivered_pct_1000_streams says so).
+LAST_EVENTS_S = 2.0
 
 
 def _writes(log: Path) -> dict[tuple[str, str], float]:
@@ -70,7 +75,39 @@ def _warm_up(jobs_dir: Path, attempts: int = 5) -> None:
     raise RuntimeError(f"bench: the SSE warm-up left {len(missing)} of {JOBS} records unwritten after {attempts} tries")
 
 
-def sse_latency(work: Path) -> tuple[Figures, Figures]:
+def _streams_open(url: str) -> float:
+    """Open SSE streams as the sidecar counts them (aura_sse_clients, summed over its labels)."""
+    metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("aura_sse_clients{"))
+
+
+def _every_job_streamed(url: str, jobs_dir: Path, work: Path, seconds: float) -> tuple[list[float], int]:
+    """Latencies with one per-job stream for each of the JOBS jobs (two client processes), at 1 update/s each;
+    and the writes made (what arrived is compared with it: a lost event is not in the latencies)."""
+    wait_until(lambda: _streams_open(url) == 0, 30, "the earlier SSE clients gone")
+    ids = [f"sse-{i:05d}" for i in range(JOBS)]
+    outs = [work / f"sse-every-job-{k}.txt" for k in range(2)]
+    # Generous: they are stopped (SIGTERM: they write what they received) once the writer is done.
+    lasting = str(seconds + 120)
+    command = [sys.executable, "-m", "bench.sse_client", url, "--seconds", lasting]
+    clients = [
+        subprocess.Popen([*command, "--jobs", ",".join(ids[k::2]), "--out", str(out)]) for k, out in enumerate(outs)
+    ]
+    wait_until(lambda: _streams_open(url) >= JOBS, 60, f"{JOBS} per-job SSE clients connected")
+    log = work / "sse-every-job-writes.txt"
+    run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=log).communicate(
+        timeout=seconds + 30
+    )
+    time.sleep(LAST_EVENTS_S)
+    for client in clients:
+        client.terminate()
+        client.wait(timeout=30)
+    written = _writes(log)
+    return [latency for out in outs for latency in _latencies(out, written)], len(written)
+
+
+def sse_latency(work: Path, *, baseline: bool = True, every_job: bool = True) -> tuple[Figures, Figures]:
+    """The SSE figures; `baseline`: also the 500 ms polling client; `every_job`: also 1,000 per-job streams."""
     seconds = 8.0 if QUICK else 20.0
     jobs_dir = work / "sse-jobs"
     jobs_dir.mkdir()
@@ -91,37 +128,40 @@ def sse_latency(work: Path) -> tuple[Figures, Figures]:
             for args, out in zip(client_args, outs, strict=True)
         ]
 
-        def connected() -> bool:
-            metrics = httpx.get(f"{url}/metrics", timeout=5).text
-            lines = [line for line in metrics.splitlines() if line.startswith("aura_sse_clients{")]
-            return sum(float(line.rsplit(" ", 1)[1]) for line in lines) >= PER_JOB_CLIENTS + ALL_CLIENTS
-
-        wait_until(connected, 30, "all SSE clients connected")
+        wait_until(lambda: _streams_open(url) >= PER_JOB_CLIENTS + ALL_CLIENTS, 30, "all SSE clients connected")
         log = work / "sse-writes.txt"
         writer = run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=log)
         writer.communicate(timeout=seconds + 30)
         for client in clients:
             client.wait(timeout=seconds + 30)
-        # The polling baseline runs on its own afterwards: its 1,000-job responses would otherwise load the
-        # same server while the streams are measured.
-        poll_log = work / "sse-poll-writes.txt"
-        writer = run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=poll_log)
-        polled = work / "sse-poll.txt"
-        _poll(url, seconds + 1, polled)
-        writer.communicate(timeout=seconds + 30)
+        every = _every_job_streamed(url, jobs_dir, work, seconds) if every_job else None
+        polling = None
+        if baseline:
+            # The polling baseline runs on its own afterwards: its 1,000-job responses would otherwise load
+            # the same server while the streams are measured.
+            poll_log = work / "sse-poll-writes.txt"
+            writer = run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=poll_log)
+            polled = work / "sse-poll.txt"
+            _poll(url, seconds + 1, polled)
+            writer.communicate(timeout=seconds + 30)
+            polling = _latencies(polled, _writes(poll_log))
     written = _writes(log)
     per_job = _latencies(outs[0], written) + _latencies(outs[1], written)
     all_jobs = _latencies(outs[2], written)
-    polling = _latencies(polled, _writes(poll_log))
-    return (
-        {
-            "sse_latency_p99_ms": round(percentile(per_job, 99), 2),
-            "sse_latency_p50_ms": round(percentile(per_job, 50), 2),
-            "sse_all_latency_p99_ms": round(percentile(all_jobs, 99), 2),
-            "sse_events_measured": len(per_job) + len(all_jobs),
-        },
-        {
+    figures: Figures = {
+        "sse_latency_p99_ms": round(percentile(per_job, 99), 2),
+        "sse_latency_p50_ms": round(percentile(per_job, 50), 2),
+        "sse_all_latency_p99_ms": round(percentile(all_jobs, 99), 2),
+        "sse_events_measured": len(per_job) + len(all_jobs),
+    }
+    if every is not None:
+        latencies, writes = every
+        figures["sse_latency_p99_ms_1000_streams"] = round(percentile(latencies, 99), 2)
+        figures["sse_delivered_pct_1000_streams"] = round(100 * len(latencies) / writes, 2) if writes else math.nan
+    base: Figures = {}
+    if polling is not None:
+        base = {
             "sse_latency_p99_ms": round(percentile(polling, 99), 2),
             "sse_latency_p50_ms": round(percentile(polling, 50), 2),
-        },
-    )
+        }
+    return figures, base

@@ -2,7 +2,8 @@
 
     python -m bench.sse_client URL --jobs ID,ID,... | --all N --seconds S --out FILE
 
-Writes one line per `step-progress` event: `job message receive-time`.
+Writes one line per `step-progress` event: `job message receive-time`, after S seconds or on SIGTERM (a
+caller that knows when its writer is done stops it then, instead of waiting out a generous S).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -39,7 +41,12 @@ async def main_async(args: argparse.Namespace) -> None:
     out: list[str] = []
     async with httpx.AsyncClient(base_url=args.url, timeout=httpx.Timeout(10, read=None), limits=limits) as client:
         tasks = [asyncio.create_task(follow(client, path, out, stop_at)) for path in paths]
-        await asyncio.wait(tasks, timeout=args.seconds + 5)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        followed = asyncio.create_task(asyncio.wait(tasks))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([followed, stopped], timeout=args.seconds + 5, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         for task in tasks:
             task.cancel()
     args.out.write_text("\n".join(out) + "\n")
