@@ -23,7 +23,16 @@ from pathlib import Path
 
 import httpx
 
-from .harness import QUICK, percentile, run_load, served, tracked_jobs, wait_until
+from .harness import (
+    COSTLY_PROBE_S,
+    QUICK,
+    percentile,
+    run_load,
+    served,
+    sse_streams_open,
+    tracked_jobs,
+    wait_until,
+)
 from .scenarios import Figures, _native, render_video
 from .sse import _latencies, _writes
 
@@ -70,12 +79,7 @@ def _one_burst(url: str, work: Path, jobs_dir: Path, prefix: str, pid: int, tag:
         ]
     )
 
-    def connected() -> bool:
-        text = httpx.get(f"{url}/metrics", timeout=5).text
-        lines = [line for line in text.splitlines() if line.startswith("aura_sse_clients{")]
-        return sum(float(line.rsplit(" ", 1)[1]) for line in lines) >= SSE_JOBS
-
-    wait_until(connected, 30, "SSE clients connected")
+    wait_until(lambda: sse_streams_open(url) >= SSE_JOBS, 30, "SSE clients connected", COSTLY_PROBE_S)
     burst = subprocess.Popen(
         [sys.executable, "-c", BURST, url, str(EXPLAINS), prefix],
         stdin=subprocess.PIPE,
@@ -184,7 +188,7 @@ def explain_burst(work: Path, repeats: int = REPEATS) -> list[Figures]:
                         outputPath=str(videos / f"b{r}-{i}.mp4"),
                         worker={"pid": worker.pid},
                     )
-                wait_until(lambda r=r: _revised(url, f"b{r}"), 60, "the new revisions read")
+                wait_until(lambda r=r: _revised(url, f"b{r}"), 60, "the new revisions read", COSTLY_PROBE_S)
                 figures |= _one_burst(url, work, jobs_dir, f"b{r}", process.pid, "")
                 runs.append(figures)
         return runs

@@ -31,12 +31,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+# How often a probe that costs the sidecar O(jobs) may ask (one that reads /metrics to count SSE streams,
+# the only place that count is served): a quarter second keeps it from loading what it waits on.
+COSTLY_PROBE_S = 0.25
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02) -> None:
+    """Poll `predicate` every `interval` s until it holds; TimeoutError naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(0.02)
+        time.sleep(interval)
     raise TimeoutError(f"bench: timed out after {timeout} s waiting for {what}")
 
 
@@ -44,6 +50,18 @@ def tracked_jobs(url: str) -> int:
     """How many jobs the sidecar at `url` has read: `total` of a one-row page, O(1) from the tracker's index,
     so polling it every 20 ms does not load the sidecar it waits on (/api/queue used to build every view)."""
     return int(httpx.get(f"{url}/api/jobs?limit=1", timeout=5).json()["total"])
+
+
+def sse_streams_open(url: str) -> float:
+    """Open SSE streams as the sidecar at `url` counts them (aura_sse_clients summed), -1 when it does not
+    answer within 30 s (a sidecar accepting 1,000 streams on a saturated host can be that slow: keep waiting).
+
+    /metrics is the only place the count is served and costs O(jobs): poll it every COSTLY_PROBE_S."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return -1.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("aura_sse_clients{"))
 
 
 @contextmanager

@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
-from .harness import served, wait_until
+from .harness import COSTLY_PROBE_S, served, sse_streams_open, tracked_jobs, wait_until
 from .scenarios import Figures, _native
 
 STREAMS = 2000
@@ -62,11 +61,6 @@ sys.stdin.readline()
 """
 
 
-def _streams(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("aura_sse_clients{"))
-
-
 def _rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
@@ -78,7 +72,7 @@ def idle_streams(work: Path, streams: int = STREAMS) -> Figures:
     for i in range(JOBS):
         _native(jobs_dir, f"idle-{i}")
     with served(jobs_dir, "--max-streams", str(streams + 100)) as (process, url):
-        wait_until(lambda: httpx.get(f"{url}/api/jobs?limit=1", timeout=5).json()["total"] >= JOBS, 60, "jobs")
+        wait_until(lambda: tracked_jobs(url) >= JOBS, 60, "jobs tracked")
         port = url.rsplit(":", 1)[1]
         # Warm: every route once, so the delta is the streams' and not first-use imports and caches.
         warm = subprocess.run(
@@ -89,7 +83,7 @@ def idle_streams(work: Path, streams: int = STREAMS) -> Figures:
             timeout=60,
         )
         assert warm.returncode == 0
-        wait_until(lambda: _streams(url) == 0, 30, "the warm-up streams closed")
+        wait_until(lambda: sse_streams_open(url) == 0, 30, "the warm-up streams closed", COSTLY_PROBE_S)
         time.sleep(1.0)
         before = _rss(process.pid)
         holder = subprocess.Popen(
@@ -102,7 +96,7 @@ def idle_streams(work: Path, streams: int = STREAMS) -> Figures:
             assert holder.stdout is not None and holder.stdin is not None
             if holder.stdout.readline().strip() != "held":
                 raise RuntimeError("bench: the stream holder failed; see its stderr")
-            wait_until(lambda: _streams(url) >= streams, 60, f"{streams} streams counted open")
+            wait_until(lambda: sse_streams_open(url) >= streams, 60, f"{streams} streams counted open", COSTLY_PROBE_S)
             time.sleep(1.0)  # let the last frames go out
             after = _rss(process.pid)
             holder.stdin.write("\n")

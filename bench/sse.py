@@ -13,7 +13,16 @@ from pathlib import Path
 
 import httpx
 
-from .harness import QUICK, percentile, run_load, served, tracked_jobs, wait_until
+from .harness import (
+    COSTLY_PROBE_S,
+    QUICK,
+    percentile,
+    run_load,
+    served,
+    sse_streams_open,
+    tracked_jobs,
+    wait_until,
+)
 from .scenarios import Figures
 
 JOBS = 1000
@@ -75,16 +84,10 @@ def _warm_up(jobs_dir: Path, attempts: int = 5) -> None:
     raise RuntimeError(f"bench: the SSE warm-up left {len(missing)} of {JOBS} records unwritten after {attempts} tries")
 
 
-def _streams_open(url: str) -> float:
-    """Open SSE streams as the sidecar counts them (aura_sse_clients, summed over its labels)."""
-    metrics = httpx.get(f"{url}/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("aura_sse_clients{"))
-
-
 def _every_job_streamed(url: str, jobs_dir: Path, work: Path, seconds: float) -> tuple[list[float], int]:
     """Latencies with one per-job stream for each of the JOBS jobs (two client processes), at 1 update/s each;
     and the writes made (what arrived is compared with it: a lost event is not in the latencies)."""
-    wait_until(lambda: _streams_open(url) == 0, 30, "the earlier SSE clients gone")
+    wait_until(lambda: sse_streams_open(url) == 0, 30, "the earlier SSE clients gone", COSTLY_PROBE_S)
     ids = [f"sse-{i:05d}" for i in range(JOBS)]
     outs = [work / f"sse-every-job-{k}.txt" for k in range(2)]
     # Generous: they are stopped (SIGTERM: they write what they received) once the writer is done.
@@ -93,7 +96,7 @@ def _every_job_streamed(url: str, jobs_dir: Path, work: Path, seconds: float) ->
     clients = [
         subprocess.Popen([*command, "--jobs", ",".join(ids[k::2]), "--out", str(out)]) for k, out in enumerate(outs)
     ]
-    wait_until(lambda: _streams_open(url) >= JOBS, 60, f"{JOBS} per-job SSE clients connected")
+    wait_until(lambda: sse_streams_open(url) >= JOBS, 120, f"{JOBS} per-job SSE clients connected", COSTLY_PROBE_S)
     log = work / "sse-every-job-writes.txt"
     run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=log).communicate(
         timeout=seconds + 30
@@ -128,7 +131,12 @@ def sse_latency(work: Path, *, baseline: bool = True, every_job: bool = True) ->
             for args, out in zip(client_args, outs, strict=True)
         ]
 
-        wait_until(lambda: _streams_open(url) >= PER_JOB_CLIENTS + ALL_CLIENTS, 30, "all SSE clients connected")
+        wait_until(
+            lambda: sse_streams_open(url) >= PER_JOB_CLIENTS + ALL_CLIENTS,
+            30,
+            "all SSE clients connected",
+            COSTLY_PROBE_S,
+        )
         log = work / "sse-writes.txt"
         writer = run_load(jobs_dir, jobs=JOBS, rate=JOBS, seconds=seconds, prefix="sse", write_log=log)
         writer.communicate(timeout=seconds + 30)
