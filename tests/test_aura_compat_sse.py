@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from aura_monitor.api import events as events_api
+from tests.support import HANG_S, wait_for
 from tests.support.aura_lifecycles import (
     STALL_MESSAGE,
     VIDEO_BYTES,
@@ -243,6 +245,27 @@ def test_the_progress_stream_of_a_job_that_already_ended_still_settles(jobs_dir:
         client.wait_ended(10)
     assert client.names()[-2:] == ["job-progress", "job-completed"]
     assert named(client, "job-completed")[0]["status"] == "completed"
+
+
+def test_the_progress_stream_of_a_job_caught_mid_write_never_sends_a_job_progress_of_nulls(
+    jobs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Aura writes job records in place: a reader can catch one half-written. A stream opened on that unparsed
+    state must not send a job-progress of nulls (Aura's export screen reads `status` from the first one): it
+    waits for the record to parse, and if the wait ends first, it opens and sends progress once it does."""
+    monkeypatch.setattr(events_api, "AURA_JOB_WAIT_S", 1.0)  # the wait ends while the record is still unparsed
+    monkeypatch.setattr(events_api, "DISCOVERY_WAIT_S", 1.0)
+    (jobs_dir / "midwrite").mkdir(parents=True)
+    (jobs_dir / "midwrite" / "job.json").write_text('{"Id": "midwrite", "Status": ')  # as a reader catches it
+    with live_server(jobs_dir) as server:
+        wait_for(lambda: server.sidecar.tracker.get("midwrite") is not None, what="the job tracked, unparsed")
+        client = SseClient(server.port, "/api/jobs/midwrite/progress/stream")
+        client.wait_for_event("connected", timeout=HANG_S)
+        running(jobs_dir, "midwrite")
+        client.wait(lambda ev: any(e.name == "job-progress" for e in ev), what="the first job-progress")
+        assert client.names()[:2] == ["connected", "job-progress"]
+        assert all(frame["status"] == "running" for frame in progress_frames(client)), progress_frames(client)
+        client.close()
 
 
 def test_the_progress_stream_of_an_exception_path_record_keeps_reporting_running(jobs_dir: Path) -> None:

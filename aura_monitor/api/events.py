@@ -43,19 +43,27 @@ _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _known(sidecar: Sidecar, job_id: str, missing_wait: float = 0.0) -> None:
-    """Return once the job is tracked; wait while its record exists but is not ingested yet, and up to
-    `missing_wait` seconds for a record that does not exist yet; else 404."""
+async def _known(sidecar: Sidecar, job_id: str, missing_wait: float = 0.0, *, readable: bool = False) -> None:
+    """Return once the job is tracked (with `readable`, once its record has parsed too); wait while its record
+    exists but is not ingested yet, and up to `missing_wait` seconds for a record that does not exist yet;
+    else 404. A job still unparseable when the wait ends is tracked: the stream opens and speaks once it parses."""
     validate_job_id(job_id)
-    if sidecar.tracker.get(job_id) is not None:
+
+    def ready() -> bool:
+        state = sidecar.tracker.get(job_id)
+        return state is not None and (not readable or state.record is not None)
+
+    if ready():
         return
     record = os.path.join(sidecar.jobs_dir, job_id, RECORD_NAME)
     start = time.monotonic()
     deadline = start + max(DISCOVERY_WAIT_S, missing_wait)
     while time.monotonic() < deadline and (os.path.exists(record) or time.monotonic() < start + missing_wait):
         await asyncio.sleep(0.02 if os.path.exists(record) else 0.25)
-        if sidecar.tracker.get(job_id) is not None:
+        if ready():
             return
+    if sidecar.tracker.get(job_id) is not None:
+        return
     waited = f" (waited {missing_wait:g} s for it to appear)" if missing_wait else ""
     raise JobNotFound(f"no job {job_id!r} in {sidecar.jobs_dir}{waited}")
 
@@ -125,5 +133,7 @@ async def aura_progress_stream(
 ) -> EventStreamResponse:
     """Aura-compatible: `job-progress {percent, stage, status, message, outputPath}` on every change, then
     Aura's `job-completed`; like Aura's, it waits up to 20 s for a job that is not there yet."""
-    await _known(sidecar, job_id, AURA_JOB_WAIT_S)
+    # Readable: Aura's export screen reads `status` from the first job-progress; a record caught mid-write
+    # (tracked, not parsed yet) would make that frame all nulls.
+    await _known(sidecar, job_id, AURA_JOB_WAIT_S, readable=True)
     return _stream(sidecar, job_id, last_event_id or resume, aura_progress=True)

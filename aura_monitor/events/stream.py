@@ -58,7 +58,10 @@ class AuraProgress:
         self.current: dict[str, Any] = {key: job.get(key) for key in self.FIELDS}
         self.sent: dict[str, Any] = {}
 
-    def first(self, event_id: str) -> bytes:
+    def first(self, event_id: str) -> bytes | None:
+        """The job's current progress; None while its record has never parsed (the first event sends it)."""
+        if self.current["status"] is None:
+            return None
         self.sent = dict(self.current)
         return encode(EventName.JOB_PROGRESS, event_id, self.sent)
 
@@ -192,8 +195,8 @@ class EventStreamResponse(Response):
         opening.snapshot, opening.snapshot_states = None, []
         yield connected
         del connected
-        if aura is not None:
-            yield aura.first(last)
+        if aura is not None and (opening_frame := aura.first(last)) is not None:
+            yield opening_frame
         for chunk, event_id, ended in self._deliver(opening, replay, render):
             last = event_id
             if chunk is not None:
