@@ -74,6 +74,7 @@ class Sidecar:
             client_queue=settings.sse_client_queue,
             base_url=settings.resolved_external_url,
             token_required=bool(settings.token),
+            scanned=self._first_sweep_read,
         )
         self.control = ControlService(self.tracker, settings, self.clock, self.registry)
         self.diagnosis = DiagnosisService(
@@ -115,9 +116,13 @@ class Sidecar:
         self.learner = ThresholdLearner(settings, self.thresholds, self.tracker, self.history.store, self.clock)
         self._started = False
 
+    def _first_sweep_read(self) -> bool:
+        """The first full sweep queued every record and the ingest has started the last of them."""
+        return self.watcher.stats.sweeps >= 1 and self.ingestor.backlog() == 0
+
     def _scanned(self) -> bool:
-        """The jobs dir is watched and every record named so far has been read (the history reconciles then)."""
-        return self.watcher.ready and self.ingestor.wait_idle(0)
+        """The first full sweep named every record and each has been read (the history reconciles then)."""
+        return self.watcher.stats.sweeps >= 1 and self.watcher.ready and self.ingestor.wait_idle(0)
 
     def _count(self, batch: Sequence[Transition]) -> None:
         def stage_of(job_id: str) -> str:

@@ -42,10 +42,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 class World:
-    def __init__(self, clock: FakeClock, **limits: int) -> None:
+    def __init__(self, clock: FakeClock, *, starting: bool = False, **limits: int) -> None:
         self.clock = clock
         self.tracker = Tracker(Thresholds())
-        self.broker = EventBroker(self.tracker, clock, boot="b00t", **limits)
+        self.scanning = starting  # the initial scan under way (the sidecar asks its watcher and ingestor)
+        scanned = (lambda: not self.scanning) if starting else None
+        self.broker = EventBroker(self.tracker, clock, boot="b00t", scanned=scanned, **limits)
         self.tracker.subscribe(self.broker.publish)
 
     def write(self, job_id: str = "job", **fields: Any) -> None:
@@ -336,3 +338,51 @@ def test_an_open_stream_does_not_keep_the_snapshot_it_sent(clock: FakeClock, loo
     assert json.loads(frame.decode().split("data: ", 1)[1])["count"] == 3  # it was sent...
     # ...and is not held for the stream's life (an idle all-jobs stream held every job's view).
     assert opening.snapshot is None and opening.snapshot_states == [] and opening.replay == []
+
+
+def test_the_initial_scan_publishes_no_event_for_jobs_nobody_follows_and_a_later_client_sees_them_all(
+    clock: FakeClock, loop: asyncio.AbstractEventLoop
+) -> None:
+    world = World(clock, starting=True)
+    world.write("done", status=JobStatus.COMPLETED, stage="Complete", percent=100, raw_status="completed")
+    world.write("live", percent=40)
+    assert world.broker.buffered() == [] and world.broker.skipped_discoveries == 2
+    world.scanning = False
+    board = world.open(loop, None)
+    assert {view["id"] for view in board.snapshot} == {"done", "live"}
+    done = world.open(loop, "done")  # the terminal event is built when a stream asks for it
+    assert done.terminal is not None and done.terminal.name is N.JOB_COMPLETED
+    world.write("new", percent=1)  # after the scan, every discovery is an event again
+    assert [(e.name, e.job_id) for e in world.broker.buffered()] == [(N.JOB_STATUS, "new")]
+    assert world.broker.skipped_discoveries == 2
+
+
+def test_during_the_initial_scan_a_discovery_someone_follows_is_published(
+    clock: FakeClock, loop: asyncio.AbstractEventLoop
+) -> None:
+    world = World(clock, starting=True)
+    world.write("first", percent=10)
+    board = world.open(loop, None)  # a board connected while the scan goes on
+    world.write("second", percent=20)
+    assert [(e.name, e.job_id) for e in world.broker.buffered()] == [(N.JOB_STATUS, "second")]
+    assert board.subscriber is not None and world.broker.skipped_discoveries == 1
+
+
+def test_a_client_resuming_from_before_a_skipped_discovery_resyncs_instead_of_missing_the_job(
+    clock: FakeClock, loop: asyncio.AbstractEventLoop
+) -> None:
+    world = World(clock, starting=True)
+    world.write("first", percent=10)
+    before = world.open(loop, None)
+    world.write("first", percent=11)
+    world.broker.close(before.subscriber)  # the board's connection drops
+    world.write("second", percent=20)  # discovered while nobody listened: no event
+    back = world.open(loop, None, f"b00t-{before.position + 1}")
+    assert back.resync and back.replay == []
+    assert {view["id"] for view in back.snapshot} == {"first", "second"}
+    world.scanning = False
+    world.write("second", percent=30)
+    follower = world.open(loop, "second", f"b00t-{before.position}")  # its job log starts after the skip
+    assert follower.resync and follower.snapshot["percent"] == 30
+    caught_up = world.open(loop, None, back.first_id)  # from after the skip, replay works as ever
+    assert not caught_up.resync and [e.data["percent"] for e in caught_up.replay] == [30]

@@ -72,6 +72,7 @@ class Ingestor:
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self._unstarted = 0  # paths of the batch in hand not yet started
 
     # -- producers (any thread) ----------------------------------------------------------------
     def touch(self, path: str, *, force: bool = True) -> None:
@@ -112,6 +113,11 @@ class Ingestor:
         if self._thread:
             self._thread.join(timeout=5)
 
+    def backlog(self) -> int:
+        """Paths queued and not yet started (read racily from other threads: an estimate, exact when 0 is
+        read on the ingest thread itself, which is where the event broker asks while it publishes)."""
+        return len(self._ready) + self._unstarted
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is queued for reading (retries may still be pending)."""
         return self._idle.wait(timeout)
@@ -141,7 +147,9 @@ class Ingestor:
                     _, path = heapq.heappop(self._delayed)
                     self._ready.setdefault(path, True)
                 batch, self._ready = self._ready, {}
+                self._unstarted = len(batch)
             for path, forced in batch.items():
+                self._unstarted -= 1
                 try:
                     self.ingest(path, forced=forced)
                 except Exception:  # a bug here must not kill the thread that feeds every job

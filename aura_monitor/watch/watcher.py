@@ -319,7 +319,6 @@ class Watcher:
     def rescan(self) -> int:
         """The full sweep: name every changed job file and every vanished one to the ingestor; one stat per file."""
         self.stats.rescans += 1
-        self.stats.sweeps += 1
         seen: set[str] = set()
         changed: list[str] = []
         dirs: list[str] = []
@@ -345,6 +344,7 @@ class Watcher:
         changed += [state.path for state in self.ingestor.tracker.jobs() if state.path not in seen]
         self.ingestor.touch_many(changed, force=False)
         self.stats.last_rescan_stats = len(dirs)
+        self.stats.sweeps += 1  # after the records are queued: sweeps >= 1 and an idle ingestor = scanned
         return len(seen)
 
     def rescan_active(self) -> int:
