@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,8 +68,12 @@ def sse_streams_open(url: str) -> float:
 
 @contextmanager
 def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`aura-monitor serve` on a free loopback port, ready, stopped at the end."""
+    """`aura-monitor serve` on a free loopback port, ready, stopped at the end.
+
+    Its history goes to a fresh temp dir: the user's default one (~/.local/share/aura-monitor) would keep
+    every benched job (100,000 per scale run) and teach later sidecars thresholds from them."""
     port = free_port()
+    history = Path(tempfile.mkdtemp(prefix="aura-bench-history-")) / "history.db"
     cmd = [
         sys.executable,
         "-m",
@@ -79,6 +85,8 @@ def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes
         str(port),
         "--log-level",
         "warning",
+        "--history",
+        f"sqlite:///{history}",
         *extra,
     ]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -100,6 +108,7 @@ def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        shutil.rmtree(history.parent, ignore_errors=True)
 
 
 def run_load(

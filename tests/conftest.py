@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -7,9 +8,16 @@ import pytest
 
 from aura_monitor.clock import FakeClock
 from tests.support.aura_writer import AuraJob
+from tests.support.live_stack import fresh_data_dir
 from tests.support.media import LiveEncoder, render, start_encoder, truncate
 
 pytest_plugins = ["tests.support.board_fixtures", "tests.support.reporter_fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reads or writes the user's own data dir (~/.local/share): a sidecar started with the plain
+    environment keeps its default state in a dir of the session (tests/support/live_stack.fresh_data_dir)."""
+    os.environ["XDG_DATA_HOME"] = str(fresh_data_dir())
 
 
 @pytest.fixture(autouse=True)

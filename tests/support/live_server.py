@@ -7,6 +7,7 @@ The client is a plain socket so a test can stop reading, cut it, or shape its bu
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from aura_monitor.api.app import create_app
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
 from tests.support import HANG_S, wait_for
+from tests.support.live_stack import fresh_data_dir
 
 
 class LiveServer:
@@ -70,6 +72,8 @@ def live_server(
 
     `graceful_shutdown_s` is how long uvicorn lets open responses finish on stop before cancelling them.
     """
+    if "history" not in settings and "AURA_MONITOR_HISTORY" not in os.environ:  # a module-scoped server
+        settings["history"] = f"sqlite:///{fresh_data_dir() / 'history.db'}"  # never a shared one (live_stack)
     sidecar = Sidecar(load_settings(jobs_dir=jobs_dir, **settings))
     server = LiveServer(sidecar, port, graceful_shutdown_s=graceful_shutdown_s).start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import json
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -211,13 +213,35 @@ def aura_monitor_argv(*args: str) -> list[str]:
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "aura_monitor", *args]
 
 
+_DATA_BASE: list[Path] = []
+
+
+def fresh_data_dir() -> Path:
+    """A new empty dir for one process's state (removed when the test session ends).
+
+    Why: a sidecar keeps its incident history in its state dir and learns stage thresholds from it. A
+    shared one (the user's ~/.local/share/aura-monitor, or one dir for the whole session) fills with the
+    healthy runs of every earlier test and run, and a later sidecar then judges stalls by thresholds
+    learned from them: a 900 s threshold read back as 94 s under a loaded stress run.
+    """
+    if not _DATA_BASE:
+        _DATA_BASE.append(Path(tempfile.mkdtemp(prefix="aura-test-data-")))
+        atexit.register(shutil.rmtree, _DATA_BASE[0], True)
+    return Path(tempfile.mkdtemp(dir=_DATA_BASE[0]))
+
+
 def sidecar_argv(jobs_dir: Path, port: int, *extra: str) -> list[str]:
+    """`aura-monitor serve` on loopback. (No --state-dir: it would also move retry records out of the jobs
+    dir; start it with clean_env() for a history of its own.)"""
     return aura_monitor_argv("serve", "--jobs-dir", str(jobs_dir), "--host", "127.0.0.1", "--port", str(port), *extra)
 
 
 def clean_env() -> dict[str, str]:
-    """The environment minus settings that would change how the processes under test behave."""
-    return {key: value for key, value in os.environ.items() if not key.startswith(("AURA_MONITOR_", "OTEL_"))}
+    """The environment minus settings that would change how the processes under test behave, with a data
+    dir of its own (XDG_DATA_HOME): no default state dir is shared with another process (fresh_data_dir)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AURA_MONITOR_", "OTEL_"))}
+    env["XDG_DATA_HOME"] = str(fresh_data_dir())
+    return env
 
 
 def write_prometheus_config(
