@@ -112,8 +112,10 @@ def test_a_provider_that_refuses_the_request_fails_at_once(tmp_path: Path, tools
 def test_an_overloaded_provider_is_retried_with_backoff_and_every_error_is_logged(tmp_path: Path) -> None:
     lines: list[str] = []
     pauses: list[float] = []
-    with OverloadedProvider(stall_s=1.0) as overloaded:
-        provider = SpeechProvider(overloaded.url, timeout_s=0.2, max_attempts=4, log=lines.append, pause=pauses.append)
+    # The stalled answer is released when the provider closes; the client's timeout is long enough that only
+    # the stall reaches it (0.2 s let a loaded host's 503 time out too, and the CI run failed on it).
+    with OverloadedProvider(stall_s=60.0) as overloaded:
+        provider = SpeechProvider(overloaded.url, timeout_s=5.0, max_attempts=4, log=lines.append, pause=pauses.append)
         with pytest.raises(StageError, match="after 4 attempts") as failure:
             provider.synthesize("hello", tmp_path / "voice.wav")
 
