@@ -309,7 +309,7 @@ def test_every_rule_loads_and_evaluates_without_error(stack: Stack) -> None:
             return None
         return loaded
 
-    loaded = poll(evaluated, 20, "every rule of alerts/*.rules.yml to be loaded and evaluated")
+    loaded = poll(evaluated, HANG_S, "every rule of alerts/*.rules.yml to be loaded and evaluated")
     assert [(rule["name"], rule.get("lastError")) for rule in loaded if rule["health"] != "ok"] == []
 
 
@@ -486,6 +486,6 @@ def test_the_reference_worker_is_scraped_and_its_render_reaches_the_sidecar(stac
     assert stack.prometheus.vector(f'up{{job="aura-pipeline",instance="{stack.worker_instance}"}} == 1')
     poll(
         lambda: stack.prometheus.vector("aura_pipeline_render_speed_ratio_count > 0"),
-        20,
+        HANG_S,
         "the worker's render speed in Prometheus",
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page
 
-from tests.support import wait_for
+from tests.support import HANG_S, wait_for
 from tests.support.aura_lifecycles import STALL_MESSAGE, running, stall_kill, succeed, wait_status
 from tests.support.live_server import live_server
 
@@ -77,7 +77,7 @@ def open_clients(browser: Browser, url: str, job_id: str) -> Page:
     page.goto(f"{url}/healthz")  # same origin as the streams, as Aura's frontend behind its proxy
     page.evaluate(CLIENTS, job_id)
     wait_for(lambda: "connectedAt" in state(page)["store"], timeout=5, what="connected within 5 s")
-    wait_for(lambda: state(page)["exportScreen"]["progress"], timeout=5, what="the first job-progress")
+    wait_for(lambda: state(page)["exportScreen"]["progress"], timeout=HANG_S, what="the first job-progress")
     return page
 
 
@@ -90,10 +90,10 @@ def test_auras_store_and_export_screen_reach_done_in_chromium(browser: Browser, 
         wait_status(server.url, "job", "running")
         page = open_clients(browser, server.url, "job")
         job.write_progress(time.time(), "Rendering", 80, "Rendering 80%")
-        wait_for(lambda: state(page)["store"]["progress"], timeout=10, what="step-progress in the store")
+        wait_for(lambda: state(page)["store"]["progress"], timeout=HANG_S, what="step-progress in the store")
         succeed(job, video)
-        wait_for(lambda: "done" in state(page)["store"], timeout=10, what="the store to reach Done")
-        wait_for(lambda: "resolved" in state(page)["exportScreen"], timeout=10, what="the export screen to settle")
+        wait_for(lambda: "done" in state(page)["store"], timeout=HANG_S, what="the store to reach Done")
+        wait_for(lambda: "resolved" in state(page)["exportScreen"], timeout=HANG_S, what="the export screen to settle")
         seen = state(page)
         page.close()
     store, screen = seen["store"], seen["exportScreen"]
@@ -119,8 +119,8 @@ def test_a_stall_killed_job_rejects_the_export_and_fails_the_store_in_chromium(
         wait_status(server.url, "job", "running")
         page = open_clients(browser, server.url, "job")
         stall_kill(job)
-        wait_for(lambda: "failed" in state(page)["store"], timeout=10, what="the store to see job-failed")
-        wait_for(lambda: "rejected" in state(page)["exportScreen"], timeout=10, what="the export screen to reject")
+        wait_for(lambda: "failed" in state(page)["store"], timeout=HANG_S, what="the store to see job-failed")
+        wait_for(lambda: "rejected" in state(page)["exportScreen"], timeout=HANG_S, what="the export screen to reject")
         seen = state(page)
         page.close()
     assert seen["store"]["failed"] == {"errorMessage": STALL_MESSAGE, "first": STALL_MESSAGE, "logs": 3}

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from tests.support import wait_for, write_native
+from tests.support import HANG_S, wait_for, write_native
 from tests.support.aura_lifecycles import (
     JOB_QUEUE_TSX,
     PLUS_LINE,
@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     running(jobs_dir, "running")
     AuraJob(jobs_dir, id="queued", status=QUEUED, created=time.time()).write()
     with live_server(jobs_dir) as live:
-        wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == len(LIFECYCLES), timeout=15, what="every job")
+        wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == len(LIFECYCLES), timeout=HANG_S, what="every job")
         yield live
 
 
@@ -303,7 +303,7 @@ def test_cancel_and_retry_answer_ok_as_the_queue_and_force_complete_only_check(j
     try:
         upstream = f"http://127.0.0.1:{aura_api.server_address[1]}"
         with live_server(jobs_dir, upstream=upstream) as live:
-            wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == 2, timeout=15, what="both jobs")
+            wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == 2, timeout=HANG_S, what="both jobs")
             cancelled = httpx.post(f"{live.url}/api/jobs/busy/cancel", timeout=10)
             retried = httpx.post(f"{live.url}/api/jobs/dead/retry?strategy=automatic", timeout=10)
             assert cancelled.is_success and cancelled.json()["jobId"] == "busy", cancelled.text
@@ -327,7 +327,7 @@ def test_logs_serve_a_log_file_only_from_the_allowed_roots(jobs_dir: Path, tmp_p
     write_native(jobs_dir, "inside", logPath=str(inside), logs=["from the record"])
     write_native(jobs_dir, "outside", logPath=str(secret), logs=["from the record"])
     with live_server(jobs_dir) as live:
-        wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == 2, timeout=15, what="both jobs")
+        wait_for(lambda: len(get(live, "/api/jobs")["jobs"]) == 2, timeout=HANG_S, what="both jobs")
         assert httpx.get(f"{live.url}/api/jobs/inside/logs", timeout=5).text == "line 0\nline 1\nline 2"
         refused = httpx.get(f"{live.url}/api/jobs/outside/logs", timeout=5).text
     assert refused == "from the record" and "do not serve" not in refused

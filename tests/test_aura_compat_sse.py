@@ -91,7 +91,7 @@ def test_a_successful_job_streams_what_auras_store_and_finalexport_read(jobs_dir
         job.write_progress(time.time(), "Rendering", 70, "Rendering 70%")
         client.wait(lambda ev: any(e.name == "step-progress" for e in ev), what="step-progress")
         succeed(job, tmp_path / "Videos" / "out.mp4")
-        client.wait_ended(10)
+        client.wait_ended()
     progress = named(client, "step-progress")[0]
     for key in STEP_PROGRESS_CAMEL + STEP_PROGRESS_PASCAL:
         assert key in progress, key
@@ -123,7 +123,7 @@ def test_a_stall_killed_job_ends_its_events_with_job_failed_as_auras_clients_rea
         client = SseClient(server.port, "/api/jobs/killed/events")
         connected_quickly(client)
         stall_kill(job)
-        client.wait_ended(10)
+        client.wait_ended()
     assert client.names()[-1] == "job-failed" and "job-cancelled" not in client.names()
     failed = named(client, "job-failed")[0]
     assert failed["errorMessage"] == STALL_MESSAGE and failed["failureDetails"]["message"] == STALL_MESSAGE
@@ -144,7 +144,7 @@ def test_a_cancelled_job_ends_its_events_with_job_cancelled_and_its_message(
         client = SseClient(server.port, "/api/jobs/job/events")
         connected_quickly(client)
         cancel(job, status=status)
-        client.wait_ended(10)
+        client.wait_ended()
     assert client.names()[-1] == "job-cancelled", lifecycle
     assert named(client, "job-cancelled")[0]["message"] == "Job was cancelled by user"
 
@@ -177,7 +177,7 @@ def test_a_stall_sends_the_warning_auras_hooks_read(jobs_dir: Path) -> None:
         connected_quickly(client)
         # Progress made while the client listens, then none: the stall (and its warning) happens live.
         job.write_progress(time.time(), "Visuals", 40, "Visuals 40%")
-        warning = client.wait_for_event("warning", timeout=15).data
+        warning = client.wait_for_event("warning", timeout=HANG_S).data
         client.close()
     assert warning["stallDurationSeconds"] >= 1.0 and warning["percent"] == 40 and warning["step"] == "Visuals"
     assert "No progress for" in warning["message"] and warning["thresholdSeconds"] == 1.0
@@ -219,9 +219,9 @@ def test_the_progress_stream_ends_with_job_completed_whatever_the_outcome(
     with live_server(jobs_dir) as server:
         wait_status(server.url, "job", "running")
         client = SseClient(server.port, "/api/jobs/job/progress/stream")
-        client.wait(lambda ev: any(e.name == "job-progress" for e in ev), timeout=5, what="job-progress")
+        client.wait(lambda ev: any(e.name == "job-progress" for e in ev), timeout=HANG_S, what="job-progress")
         finish()
-        client.wait_ended(10)
+        client.wait_ended()
     names = client.names()
     assert names[-2:] == ["job-progress", "job-completed"], names
     for frame in progress_frames(client):
@@ -242,7 +242,7 @@ def test_the_progress_stream_of_a_job_that_already_ended_still_settles(jobs_dir:
     with live_server(jobs_dir) as server:
         wait_status(server.url, "job", "completed")
         client = SseClient(server.port, "/api/jobs/job/progress/stream")
-        client.wait_ended(10)
+        client.wait_ended()
     assert client.names()[-2:] == ["job-progress", "job-completed"]
     assert named(client, "job-completed")[0]["status"] == "completed"
 
@@ -275,7 +275,7 @@ def test_the_progress_stream_of_an_exception_path_record_keeps_reporting_running
     with live_server(jobs_dir) as server:
         wait_status(server.url, "job", "running")
         client = SseClient(server.port, "/api/jobs/job/progress/stream")
-        client.wait(lambda ev: any(e.name == "job-progress" for e in ev), timeout=5, what="job-progress")
+        client.wait(lambda ev: any(e.name == "job-progress" for e in ev), timeout=HANG_S, what="job-progress")
         frame = progress_frames(client)[0]
         assert not client.ended.is_set()
         client.close()

@@ -23,7 +23,7 @@ from aura_monitor.clock import SystemClock
 from aura_monitor.pipeline.enqueue import enqueue_job
 from aura_monitor.pipeline.request import RenderRequest
 from aura_monitor.reporter import JobReporter
-from tests.support import wait_for, write_native
+from tests.support import HANG_S, STARTUP_S, wait_for, write_native
 from tests.support.aura_writer import DONE, FAILED, RUNNING, AuraJob
 from tests.support.live_server import LiveServer, SseClient, live_server
 
@@ -301,18 +301,20 @@ def test_cancelling_a_render_of_the_reference_worker_ends_it_cancelled_and_stops
             timeout=60,
             what="the render stage",
         )
-        wait_for(lambda: _alive(_encoder_pid(server, job_id)), timeout=20, what="the render's ffmpeg to run")
+        wait_for(lambda: _alive(_encoder_pid(server, job_id)), timeout=STARTUP_S, what="the render's ffmpeg to run")
         encoder = _encoder_pid(server, job_id)
         answer = httpx.post(f"{server.url}/api/jobs/{job_id}/cancel")
         assert answer.status_code == 202
         cancelled = stream.wait_for_event("job-cancelled", timeout=30)
-        stream.wait_ended(5)
+        stream.wait_ended()
         assert cancelled.data["status"] == "cancelled"
-        wait_for(lambda: not _alive(encoder) and not _alive(_encoder_pid(server, job_id)), timeout=10, what="no ffmpeg")
+        wait_for(
+            lambda: not _alive(encoder) and not _alive(_encoder_pid(server, job_id)), timeout=HANG_S, what="no ffmpeg"
+        )
         # Honoured, then removed: the process writes the cancelled record first and only then deletes the
         # request (a crash between leaves a request the worker ignores), so the event can come first.
         request = jobs_dir / job_id / "requests" / "cancel.json"
-        wait_for(lambda: not request.exists(), timeout=10, what="the honoured cancel request to be removed")
+        wait_for(lambda: not request.exists(), timeout=HANG_S, what="the honoured cancel request to be removed")
         assert httpx.post(f"{server.url}/api/jobs/{job_id}/cancel").status_code == 409
 
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from aura_monitor.records.timestamps import format_iso
-from tests.support import wait_for
+from tests.support import STARTUP_S, wait_for
 from tests.support.aura_writer import net_time
 from tests.support.diagnosis_scenarios import explain, native_running, verdict
 from tests.support.media import start_encoder
@@ -70,7 +70,7 @@ def test_a_worker_sleeping_between_retries_with_fresh_429s_is_upstream_errors_no
     log = root / "jobs" / "retrying.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     worker = python(spawn, RETRY_LOOP, str(log))
-    wait_for(lambda: log.is_file() and len(log.read_text().splitlines()) >= 3, timeout=20, what="three 429s")
+    wait_for(lambda: log.is_file() and len(log.read_text().splitlines()) >= 3, timeout=STARTUP_S, what="three 429s")
     native_running(root, "retrying", 60, stage="TTS", percent=25.0, logPath=str(log), worker={"pid": worker.pid})
 
     verdicts = []

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from aura_monitor.api.app import create_app
 from aura_monitor.config import load_settings
 from aura_monitor.sidecar import Sidecar
-from tests.support import sample, wait_for, write_native
+from tests.support import HANG_S, sample, wait_for, write_native
 from tests.support.aura_writer import net_time
 
 PROVIDER_LOGS = [f"TTS provider answered HTTP 429 Too Many Requests; retry {i}" for i in range(1, 6)]
@@ -33,7 +33,7 @@ def test_a_stall_is_diagnosed_and_the_verdict_becomes_the_stall_reason_series(
     )
     wait_for(
         lambda: client.get("/api/jobs/tts-429").json().get("verdict") == "upstream_errors",
-        timeout=10,
+        timeout=HANG_S,
         what="verdict refined by the diagnosis",
     )
     metrics = client.get("/metrics").text
@@ -46,7 +46,7 @@ def test_the_explain_endpoint_uses_the_history_the_sidecar_observed(client: Test
     write_native(jobs_dir, "observed", stage="Images", percent=60.0, lastProgressAt=net_time(time.time()))
     wait_for(lambda: client.get("/api/jobs/observed").status_code == 200, what="job seen")
     write_native(jobs_dir, "observed", stage="Images", percent=61.0, revision=2)
-    wait_for(lambda: client.get("/api/jobs/observed").json()["stalled"], timeout=10, what="stall")
+    wait_for(lambda: client.get("/api/jobs/observed").json()["stalled"], timeout=HANG_S, what="stall")
     body = client.get("/api/jobs/observed/explain").json()
     assert body["observedBySidecar"] is True and body["verdict"] == "no_progress"
     kinds = [entry["kind"] for entry in body["timeline"]]

@@ -12,7 +12,7 @@ from aura_monitor.jobs.stall import DeadlineHeap, ThresholdKind, Thresholds, is_
 from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.jobs.transitions import TransitionKind
 from aura_monitor.watch.timer import StallTimer
-from tests.support import wait_for
+from tests.support import HANG_S, wait_for
 
 RUNNING = JobStatus.RUNNING
 
@@ -106,8 +106,8 @@ def test_after_a_pause_the_timer_lets_the_ingest_catch_up_before_it_judges() -> 
     timer.start()
     try:
         clock.advance(10)  # the process "did not run" for 10 s: the job's 3 s deadline passed meanwhile
-        wait_for(lambda: timer.pauses == 1, timeout=10, what="the timer to notice the pause")
-        wait_for(lambda: caught_up, timeout=10, what="the catch-up")
+        wait_for(lambda: timer.pauses == 1, timeout=HANG_S, what="the timer to notice the pause")
+        wait_for(lambda: caught_up, timeout=HANG_S, what="the catch-up")
         state = tracker.get("job")
         assert state is not None and not state.stalled and state.record is not None and state.record.percent == 20.0
     finally:

@@ -185,7 +185,7 @@ def test_kill_9_mid_run_loses_no_terminal_event_for_reconnecting_watchers(jobs_d
             )
         wait_for(
             lambda: (sample(httpx.get(f"{url}/metrics").text, "aura_sse_clients", stream="job") or 0) >= 2,
-            timeout=20,
+            timeout=STARTUP_S,
             what="both watchers connected",
         )
         first.kill()  # SIGKILL: no goodbye to the clients, no state saved

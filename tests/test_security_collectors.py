@@ -366,7 +366,7 @@ def test_a_probe_closes_its_file_and_process_even_when_never_finished(media: dic
 def test_concurrent_diagnoses_of_one_busy_process_share_one_cpu_sample(tmp_path: Path) -> None:
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        wait_for(lambda: psutil.Process(spinner.pid).cpu_times().user > 0.05, timeout=10, what="the spinner busy")
+        wait_for(lambda: psutil.Process(spinner.pid).cpu_times().user > 0.05, timeout=HANG_S, what="the spinner busy")
         record_time = time.time()
         measured = processes.windows_measured
         with ThreadPoolExecutor(6) as pool:

@@ -26,7 +26,7 @@ from aura_monitor.jobs.stall import Thresholds
 from aura_monitor.jobs.tracker import Tracker
 from aura_monitor.jobs.transitions import Transition
 from aura_monitor.records import parse_record
-from tests.support import STARTUP_S, sample, wait_for, write_native
+from tests.support import HANG_S, STARTUP_S, sample, wait_for, write_native
 from tests.support.live_server import SseClient, live_server
 from tests.support.live_stack import aura_monitor_argv, free_port, stop_process
 
@@ -264,7 +264,9 @@ def test_stepping_the_sidecars_wall_clock_back_600_s_does_not_hide_a_real_stall(
             wait_for(lambda: "stuck" in _jobs(url), STARTUP_S, "job discovered")
         offset.write_text("-600\n")  # the writer stopped: a real stall begins; the clock goes back 10 minutes
         began = time.monotonic()
-        wait_for(lambda: _jobs(url)["stuck"]["stalled"], timeout=15, what="the stall flagged despite the clock step")
+        wait_for(
+            lambda: _jobs(url)["stuck"]["stalled"], timeout=HANG_S, what="the stall flagged despite the clock step"
+        )
         assert time.monotonic() - began < 10  # threshold 3 s, not 600 s later
         assert _jobs(url)["stuck"]["secondsSinceProgress"] >= 3
 

@@ -17,7 +17,7 @@ from watchdog.observers.polling import PollingObserverVFS
 from aura_monitor.config import load_settings
 from aura_monitor.jobs.transitions import Transition, TransitionKind
 from aura_monitor.sidecar import Sidecar
-from tests.support import wait_for, write_native
+from tests.support import HANG_S, wait_for, write_native
 from tests.support.aura_writer import RUNNING, AuraJob
 
 
@@ -145,7 +145,7 @@ def test_a_deleted_and_recreated_jobs_dir_is_rescanned(sidecar: Sidecar, jobs_di
     wait_for(lambda: sidecar.tracker.get("old") is None, what="old job dropped")
     jobs_dir.mkdir()
     write_native(jobs_dir, "new", percent=7.0)
-    wait_for(lambda: percent_of(sidecar, "new") == 7.0, timeout=10, what="job in the recreated dir")
+    wait_for(lambda: percent_of(sidecar, "new") == 7.0, timeout=HANG_S, what="job in the recreated dir")
     write_native(jobs_dir, "new", percent=8.0)
     wait_for(lambda: percent_of(sidecar, "new") == 8.0, what="events from the recreated dir")
     assert sidecar.watcher.stats.observer_restarts >= 1 and sidecar.ready
@@ -178,7 +178,7 @@ def test_the_polling_backend_is_watchdogs_observer_and_follows_a_recreated_jobs_
         wait_for(lambda: sc.tracker.get("before") is None, what="the job of the removed jobs dir dropped")
         jobs_dir.mkdir()
         write_native(jobs_dir, "after", percent=2.0)
-        wait_for(lambda: percent_of(sc, "after") == 2.0, timeout=10, what="a job in the recreated jobs dir")
+        wait_for(lambda: percent_of(sc, "after") == 2.0, timeout=HANG_S, what="a job in the recreated jobs dir")
         write_native(jobs_dir, "after", percent=3.0, revision=2)
         wait_for(lambda: percent_of(sc, "after") == 3.0, what="an update polled in the recreated jobs dir")
         assert sc.ready and sc.watcher.stats.observer_restarts >= 1
@@ -229,7 +229,7 @@ def test_an_inotify_queue_overflow_triggers_an_immediate_rescan(sidecar: Sidecar
     # The event the kernel queues when it drops events (wd -1, IN_Q_OVERFLOW), through watchdog's reader.
     overflow = InotifyEvent(WatchDescriptor(-1), InotifyConstants.IN_Q_OVERFLOW, 0, b"")
     watches.inotify.handle_event(overflow)
-    wait_for(lambda: sidecar.watcher.stats.rescans > rescans, timeout=5, what="rescan after the overflow")
+    wait_for(lambda: sidecar.watcher.stats.rescans > rescans, timeout=HANG_S, what="rescan after the overflow")
     assert sidecar.watcher.stats.overflows == 1
 
 

@@ -25,7 +25,7 @@ HANG_S = 30.0
 
 def wait_for(
     probe: Callable[[], T | None],
-    timeout: float = 20.0,
+    timeout: float = HANG_S,
     what: str = "condition",
     *,
     interval: float = 0.01,

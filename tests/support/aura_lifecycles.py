@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import wait_for
+from tests.support import HANG_S, wait_for
 from tests.support.aura_writer import CANCELED, DONE, FAILED, PAUSED, RUNNING, AuraJob, ffmpeg_log, net_time
 
 # Logged with a `+` so the record holds `\u002B`, as Aura's System.Text.Json writes it.
@@ -117,7 +117,7 @@ def job_body(base: str, job_id: str) -> dict[str, Any]:
     return body
 
 
-def wait_status(base: str, job_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+def wait_status(base: str, job_id: str, status: str, timeout: float = HANG_S) -> dict[str, Any]:
     """GET /api/jobs/{id} until the sidecar shows `status` (it reads the record as it changes)."""
     seen: dict[str, Any] = {}
 

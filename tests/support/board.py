@@ -27,7 +27,7 @@ from aura_monitor.api.app import create_app
 from aura_monitor.config import load_settings
 from aura_monitor.records.timestamps import format_iso
 from aura_monitor.sidecar import Sidecar
-from tests.support import wait_for, write_native
+from tests.support import HANG_S, wait_for, write_native
 from tests.support.live_stack import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,7 @@ class BoardServer:
         self._server = server
         self._thread = threading.Thread(target=server.run, name="board-uvicorn", daemon=True)
         self._thread.start()
-        wait_for(lambda: server.started or not self._thread_alive(), timeout=15, what="uvicorn to start")
+        wait_for(lambda: server.started or not self._thread_alive(), timeout=HANG_S, what="uvicorn to start")
         assert server.started, f"uvicorn did not start on port {self.port}"
         self.port = server.servers[0].sockets[0].getsockname()[1]
         return self

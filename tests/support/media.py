@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import wait_for
+from tests.support import STARTUP_S, wait_for
 
 FFMPEG = "ffmpeg"
 
@@ -114,7 +114,7 @@ def start_encoder(folder: Path, name: str, seconds: int = 120) -> LiveEncoder:
             and output.exists()
             and output.stat().st_size > 0
         ),
-        timeout=15,
+        timeout=STARTUP_S,
         what=f"{name} encoder running",
     )
     return encoder

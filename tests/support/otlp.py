@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from . import wait_for
+from . import HANG_S, wait_for
 
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
@@ -93,7 +93,7 @@ class _Collected:
         with self._lock:
             return list(self.spans)
 
-    def wait_for_span(self, name: str, timeout: float = 10.0) -> ReceivedSpan:
+    def wait_for_span(self, name: str, timeout: float = HANG_S) -> ReceivedSpan:
         """The first span called `name`, waiting for the exporter's batch to arrive."""
         return wait_for(lambda: next(iter(self.named(name)), None), timeout, f"an exported {name!r} span")
 
