@@ -7,6 +7,7 @@ process update them at `--rate` atomic writes/s (below saturation, so the figure
 and not of contention) and takes the sidecar's user + system CPU divided by the writes. Then the same
 writer runs again beside bench/cpu_floor.py (one thread: inotify read + open/read + json.loads, nothing
 else) on the same jobs: `cpu_floor_us`, and `cpu_per_update_ratio` = the two divided (target <= 2).
+`BENCH_PROFILE=DIR` records the sidecar's window with py-spy (summary: `python -m bench.profile_summary FILE`).
 Also the tool for A/B runs of two checkouts: run it alternately in each, this VM's speed drifts by 2x
 over an hour and interleaving keeps the comparison fair.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from .harness import QUICK, run_load, served, tracked_jobs, wait_until
+from .harness import QUICK, py_spy, run_load, served, tracked_jobs, wait_until
 
 JOBS = 1000
 RATE = 1000.0
@@ -47,13 +49,19 @@ def _cpu_s(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def _updates(pid: int, jobs_dir: Path, rate: float, seconds: float) -> tuple[float, int]:
-    """CPU seconds that `pid` spends while the writer updates the jobs at `rate` for `seconds`; the writes."""
+def _updates(pid: int, jobs_dir: Path, rate: float, seconds: float, profile: Path | None = None) -> tuple[float, int]:
+    """CPU seconds that `pid` spends while the writer updates the jobs at `rate` for `seconds`; the writes.
+
+    With `profile`, py-spy records `pid` over the same window (`bench/profile_summary.py` reads it)."""
     process = psutil.Process(pid)
+    spy = py_spy(pid, profile, seconds + 1, idle=False) if profile is not None else None
     before = _cpu_s(process)
     out, _ = run_load(jobs_dir, jobs=JOBS, rate=rate, seconds=seconds, prefix="cpu").communicate(timeout=seconds + 60)
     time.sleep(1.0)  # the last updates go through (an idle reader spends nothing meanwhile)
-    return _cpu_s(process) - before, int(json.loads(out)["writes"])
+    cpu = _cpu_s(process) - before
+    if spy is not None:
+        spy.wait(timeout=60)
+    return cpu, int(json.loads(out)["writes"])
 
 
 def _floor(jobs_dir: Path, rate: float, seconds: float) -> tuple[float, int]:
@@ -89,7 +97,9 @@ def cpu_per_update(work: Path, rate: float = RATE, seconds: float = SECONDS) -> 
     _warm_up(jobs_dir)
     with served(jobs_dir) as (process, url):
         wait_until(lambda: tracked_jobs(url) >= JOBS, 60, "jobs tracked")
-        sidecar_cpu, sidecar_writes = _updates(process.pid, jobs_dir, rate, seconds)
+        profile = os.environ.get("BENCH_PROFILE")  # a directory: py-spy records the sidecar's window
+        spy_output = Path(profile) / f"cpu_per_update-{time.strftime('%H%M%S')}.txt" if profile else None
+        sidecar_cpu, sidecar_writes = _updates(process.pid, jobs_dir, rate, seconds, spy_output)
     floor_cpu, floor_writes = _floor(jobs_dir, rate, seconds)
     per_update = 1e6 * sidecar_cpu / sidecar_writes
     floor = 1e6 * floor_cpu / floor_writes

@@ -27,6 +27,7 @@ from .harness import (
     COSTLY_PROBE_S,
     QUICK,
     percentile,
+    py_spy,
     run_load,
     served,
     sse_streams_open,
@@ -103,30 +104,7 @@ def _one_burst(url: str, work: Path, jobs_dir: Path, prefix: str, pid: int, tag:
 
     scraper = threading.Thread(target=scrape)
     profile = os.environ.get("BENCH_PROFILE")  # a directory: py-spy records the sidecar during each burst
-    spy = None
-    if profile:
-        spy = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--pid",
-                str(pid),
-                "--threads",
-                "--idle",
-                "--nonblocking",
-                "--format",
-                "raw",
-                "--rate",
-                "200",
-                "--duration",
-                "8",
-                "--output",
-                str(Path(profile) / f"{prefix}-{tag}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.0)  # py-spy attaches
+    spy = py_spy(pid, Path(profile) / f"{prefix}-{tag}.txt", 8, idle=True) if profile else None
     time.sleep(0.5)  # the SSE writes are flowing before the burst
     began = time.time()
     scraper.start()

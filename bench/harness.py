@@ -66,6 +66,23 @@ def sse_streams_open(url: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("aura_sse_clients{"))
 
 
+def py_spy(pid: int, output: Path, seconds: float, *, idle: bool) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid` for `seconds` into `output` (raw collapsed stacks, one root frame per thread).
+
+    `idle=True` keeps the samples of threads the OS has asleep (a wait for a lock, the GIL or I/O shows, at
+    the line it waits on); `idle=False` keeps only running threads: what spends the CPU. `--nonblocking`:
+    the sidecar is not paused per sample.
+    py-spy is not a dependency: `.venv/bin/pip install py-spy` (`bench/profile_summary.py` reads the output)."""
+    binary = Path(sys.executable).parent / "py-spy"
+    if not binary.exists():
+        raise RuntimeError(f"bench: BENCH_PROFILE needs py-spy beside {sys.executable}: pip install py-spy")
+    argv = ["record", "--pid", str(pid), "--threads", "--nonblocking", "--format", "raw", *(["--idle"] if idle else [])]
+    argv += ["--rate", "200", "--duration", str(math.ceil(seconds)), "--output", str(output)]
+    spy = subprocess.Popen([str(binary), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return spy
+
+
 @contextmanager
 def served(jobs_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`aura-monitor serve` on a free loopback port, ready, stopped at the end.
