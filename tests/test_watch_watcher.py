@@ -175,6 +175,9 @@ def test_the_polling_backend_is_watchdogs_observer_and_follows_a_recreated_jobs_
         write_native(jobs_dir, "before", percent=1.0)
         wait_for(lambda: percent_of(sc, "before") == 1.0, what="a job seen by the poller (no rescan for 60 s)")
         shutil.rmtree(jobs_dir)
+        # The loss is seen (readiness drops) before the dir comes back: a poll that lands only after the
+        # mkdir sees a dir that never left and needs no restart (a loaded stress run did just that).
+        wait_for(lambda: not sc.ready, what="the removed jobs dir noticed (not ready)")
         wait_for(lambda: sc.tracker.get("before") is None, what="the job of the removed jobs dir dropped")
         jobs_dir.mkdir()
         write_native(jobs_dir, "after", percent=2.0)
