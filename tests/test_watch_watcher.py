@@ -317,3 +317,37 @@ def test_with_the_polling_backend_every_rescan_is_a_full_sweep(jobs_dir: Path) -
         assert sc.watcher.stats.sweeps == sc.watcher.stats.rescans
     finally:
         sc.stop()
+
+
+def test_a_record_moved_in_while_the_sweep_adds_its_dirs_watch_is_seen(
+    jobs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job dir made before the sidecar started, its record moved in just as the first sweep watches it.
+
+    The sweep lists the dir (its creation was never heard), and the record lands right before the dir's
+    watch is added: the watch cannot hear it, so the sweep must stat it after watching. (It stat'ed first:
+    the job stayed invisible until the next full sweep, 10 minutes; a loaded stress run caught a job written
+    as a test's sidecar started and never seen.)
+    """
+    from aura_monitor.watch.inotify import JobDirWatches
+
+    (jobs_dir / "late").mkdir()
+    ensure = JobDirWatches.ensure
+    moved: list[str] = []
+
+    def ensure_after_a_move(self: JobDirWatches, names: list[str], *, refresh: bool = False) -> None:
+        if "late" in names and not moved:
+            moved.append("late")
+            write_native(jobs_dir, "late", percent=33.0)  # temp file + rename, before the watch exists
+        ensure(self, names, refresh=refresh)
+
+    monkeypatch.setattr(JobDirWatches, "ensure", ensure_after_a_move)
+    sc = make_sidecar(jobs_dir, rescan_interval=0.2)
+    sc.watcher.sweep_interval = 3600.0  # the first sweep only: periodic rescans stat tracked jobs alone
+    sc.start()
+    try:
+        wait_for(lambda: moved, what="the first sweep to watch the job dir")
+        wait_for(lambda: percent_of(sc, "late") == 33.0, what="the record moved in as its dir was watched")
+        assert sc.watcher.stats.sweeps == 1
+    finally:
+        sc.stop()

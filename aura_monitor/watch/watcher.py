@@ -321,26 +321,27 @@ class Watcher:
         self.stats.rescans += 1
         seen: set[str] = set()
         changed: list[str] = []
-        dirs: list[str] = []
         try:
             entries = list(os.scandir(self.root))
         except OSError:
             entries = []
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                dirs.append(entry.name)
-                path = os.path.join(entry.path, RECORD_NAME)
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue  # no record (yet): a tracked job at this path is handled below
-                seen.add(path)
-                if not self.ingestor.unchanged(path, st):
-                    changed.append(path)
+        dirs = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
         if self._watches is not None:
             # A dir whose creation event was lost or refused gets its watch; after an overflow, every dir.
+            # Watch first, then stat: a record moved in before the watch existed is seen by the stat below,
+            # one moved in after it is heard. (Stat first, and a record landing between the two went unseen
+            # until the next full sweep: a job created as the sidecar started stayed invisible for minutes.)
             refresh, self._refresh_watches = self._refresh_watches, False
             self._watches.ensure(dirs, refresh=refresh)
+        for name in dirs:
+            path = os.path.join(self._root_str, name, RECORD_NAME)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # no record (yet): a tracked job at this path is handled below
+            seen.add(path)
+            if not self.ingestor.unchanged(path, st):
+                changed.append(path)
         changed += [state.path for state in self.ingestor.tracker.jobs() if state.path not in seen]
         self.ingestor.touch_many(changed, force=False)
         self.stats.last_rescan_stats = len(dirs)
