@@ -137,8 +137,10 @@ def run_load(
     prefix: str,
     stage: str = "Render",
     write_log: Path | None = None,
+    writes: int = 0,
 ) -> subprocess.Popen[str]:
-    """The load generator (bench/load.py) in its own process; its JSON summary comes on stdout."""
+    """The load generator (bench/load.py) in its own process; its JSON summary comes on stdout. With `writes`,
+    it stops after that many writes (or `seconds`, whichever comes first)."""
     args = [
         sys.executable,
         "-m",
@@ -154,6 +156,8 @@ def run_load(
         prefix,
         "--stage",
         stage,
+        "--writes",
+        str(writes),
     ]
     if write_log is not None:
         args += ["--write-log", str(write_log)]

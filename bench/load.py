@@ -1,6 +1,6 @@
 """Load generator (run as a separate process): rewrites native job records at a target rate for a while.
 
-    python -m bench.load JOBS_DIR --jobs N --rate R --seconds S [--stamp]
+    python -m bench.load JOBS_DIR --jobs N --rate R --seconds S [--writes W] [--write-log FILE]
 
 Every write is atomic (temp + os.replace, as the reporter SDK does). Each job's percent is its own write
 counter, so a reader can check that the final state of every job is the last one written. With --stamp,
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000.0, help="writes per second in total (0 = flat out)")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--writes", type=int, default=0, help="stop after this many writes too (0 = no limit)")
     parser.add_argument("--prefix", default="load")
     parser.add_argument("--stage", default="Render")
     parser.add_argument("--write-log", type=Path, default=None, help="append 'job revision time' per write")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     next_at = start
     while True:
         now = time.perf_counter()
-        if now - start >= args.seconds:
+        if now - start >= args.seconds or (args.writes and writes >= args.writes):
             break
         if interval and now < next_at:
             time.sleep(min(next_at - now, 0.005))
