@@ -3,8 +3,9 @@
     python -m bench.load JOBS_DIR --jobs N --rate R --seconds S [--writes W] [--write-log FILE]
 
 Every write is atomic (temp + os.replace, as the reporter SDK does). Each job's percent is its own write
-counter, so a reader can check that the final state of every job is the last one written. With --stamp,
-each record carries the wall time of its write, for latency measurement. Prints one JSON line at the end.
+counter, so a reader can check that the final state of every job is the last one written. Each record carries
+the wall time of its write (`writtenAt`); --write-log also logs each write, for latency measurement. It stops
+after S seconds, or after W writes when --writes is given. Prints one JSON line at the end.
 """
 
 from __future__ import annotations

@@ -326,7 +326,7 @@ def test_a_record_moved_in_while_the_sweep_adds_its_dirs_watch_is_seen(
 
     The sweep lists the dir (its creation was never heard), and the record lands right before the dir's
     watch is added: the watch cannot hear it, so the sweep must stat it after watching. (It stat'ed first:
-    the job stayed invisible until the next full sweep, 10 minutes; a loaded stress run caught a job written
+    the job stayed invisible until the next full sweep, 10 minutes; a quiet stress run caught a job written
     as a test's sidecar started and never seen.)
     """
     from aura_monitor.watch.inotify import JobDirWatches
