@@ -93,6 +93,36 @@ def test_process_dead_when_worker_and_encoder_are_gone(root: Path, media: dict[s
     assert f"pid {gone[0].pid}" in body["summary"]
 
 
+def test_an_encoder_that_ended_normally_is_not_dead_while_its_worker_finishes(
+    root: Path, media: dict[str, Path]
+) -> None:
+    """The finalize hand-off: the faststart ffmpeg wrote progress=end and exited, the live worker now probes and
+    moves the output (not there yet), and the record still names the encoder's pid. A quiet stress run's demo
+    showed process_dead for that one second of slow-finalize's life (expected: finalizing, held)."""
+    gone = subprocess.Popen(["sleep", "30"])
+    gone.kill()
+    gone.wait()
+    logs = root / "jobs" / "logs"  # read from under the jobs dir, as a native worker writes them
+    logs.mkdir()
+    progress, log = (Path(shutil.copy(media[name], logs)) for name in ("valid_progress", "valid_log"))
+    assert "progress=end" in progress.read_text()
+    encoder = {"pid": gone.pid, "progressPath": str(progress), "logPath": str(log)}
+    fields = dict(stage="Finalize", percent=95.0, outputPath=str(root / "videos" / "final.mp4"), encoder=encoder)
+    native_running(root, "native-finalizing", 2, worker={"pid": os.getpid()}, **fields)
+    body = explain(root, "native-finalizing")
+    assert verdict(body) == "finalizing", body["summary"]
+    assert all(f["code"] != "process_dead" for f in body["findings"]), body["findings"]
+
+    # The same encoder killed mid-file (no progress=end): that one did die.
+    cut = logs / "cut.progress"
+    cut.write_text("frame=10\nprogress=continue\n")
+    encoder.update(progressPath=str(cut), logPath=str(logs / "no.log"))
+    native_running(root, "native-encoder-killed", 2, worker={"pid": os.getpid()}, **fields)
+    body = explain(root, "native-encoder-killed")
+    assert verdict(body) == "process_dead", body["summary"]
+    assert f"encoder (pid {gone.pid})" in body["summary"]
+
+
 def test_process_hung_when_the_encoder_is_stopped(root: Path) -> None:
     encoder = start_encoder(root / "render", "stopped")
     try:
