@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CONSTRAINTS := docker/constraints.txt
 # Debian packages the suite drives for real (binary:package). A binary off PATH counts as installed when a
 # versioned Debian dir holds it: postgresql puts initdb and pg_ctl in /usr/lib/postgresql/<version>/bin.
 SYSTEM_DEPS := ffmpeg:ffmpeg ffprobe:ffmpeg prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
@@ -17,10 +18,12 @@ SCHEMA_STAMP := $(SCHEMA_DIR)/node_modules/.installed
 
 test: install system-deps grafana-schema lint unit
 
-$(STAMP): pyproject.toml
+# The venv holds exactly the versions in docker/constraints.txt: a release upstream (a new httpx, uvicorn or
+# ruff) cannot change what `make test` runs between two runs of one commit. `make constraints` moves them.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --constraint $(CONSTRAINTS) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,9 +34,12 @@ $(SCHEMA_STAMP): $(SCHEMA_DIR)/package.json $(SCHEMA_DIR)/package-lock.json | sy
 
 grafana-schema: $(SCHEMA_STAMP)
 
-# docker/constraints.txt: the image installs exactly the versions of this tested venv (minus the project).
+# Upgrade the venv to the newest releases pyproject.toml allows, then pin them: the venv, the image and CI
+# all install these versions. Run the whole suite on the result before committing the file.
 constraints: install
-	$(BIN)/python docker/freeze_constraints.py > docker/constraints.txt
+	$(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(BIN)/python docker/freeze_constraints.py > $(CONSTRAINTS)
+	touch $(STAMP)
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \

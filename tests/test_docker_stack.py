@@ -221,6 +221,21 @@ def test_the_constraints_pin_every_runtime_dependency_at_the_version_the_suite_r
     assert "aura-monitor" not in pins
 
 
+def test_the_constraints_pin_every_distribution_of_the_tested_venv_so_make_install_reproduces_it() -> None:
+    spec = importlib.util.spec_from_file_location("freeze_constraints", DOCKER_DIR / "freeze_constraints.py")
+    assert spec is not None and spec.loader is not None
+    freeze = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(freeze)
+    pins = constraints()
+    drift = {
+        name: (pins.get(name), version) for name, version in freeze.installed().items() if pins.get(name) != version
+    }
+    assert drift == {}, "the venv holds versions the constraints do not pin (pinned, installed): run `make constraints`"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "CONSTRAINTS := docker/constraints.txt" in makefile
+    assert "pip install --quiet --constraint $(CONSTRAINTS) -e '.[test]'" in makefile
+
+
 def test_the_image_installs_through_the_constraints_file() -> None:
     dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
     assert "COPY docker/constraints.txt ./constraints.txt" in dockerfile
