@@ -11,7 +11,11 @@ from tests.support.aura_writer import AuraJob
 from tests.support.live_stack import fresh_data_dir
 from tests.support.media import LiveEncoder, render, start_encoder, truncate
 
-pytest_plugins = ["tests.support.board_fixtures", "tests.support.reporter_fixtures"]
+pytest_plugins = [
+    "tests.support.alerts_live_fixtures",
+    "tests.support.board_fixtures",
+    "tests.support.reporter_fixtures",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

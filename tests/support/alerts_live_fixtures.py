@@ -1,15 +1,14 @@
-"""The rules and dashboards against a real sidecar, Prometheus and Alertmanager, on loopback ports.
+"""The live alert stack of tests/test_alerts_live_*.py (registered in conftest.py through pytest_plugins).
 
-One stack serves the module: a sidecar watching a temp jobs dir, the reference worker rendering jobs of
-that dir with ffmpeg, Prometheus scraping both every second and loading alerts/*.rules.yml, Alertmanager
-routing with alerts/alertmanager.yml to a webhook receiver run here.
+One stack per test module: a sidecar watching a temp jobs dir, the reference worker rendering jobs of that
+dir with ffmpeg, Prometheus scraping both every second and loading alerts/*.rules.yml, Alertmanager routing
+with alerts/alertmanager.yml to a webhook receiver run here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import subprocess
 import threading
 import time
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support import HANG_S, STARTUP_S
-from tests.support.aura_writer import DONE, QUEUED, RUNNING, AuraJob, log_line, net_time
+from tests.support.aura_writer import DONE, QUEUED, RUNNING, AuraJob, net_time
 from tests.support.live_stack import (
     ManagedProcess,
     PrometheusAPI,
@@ -31,27 +30,20 @@ from tests.support.live_stack import (
     clean_env,
     free_port,
     managed,
-    panel_queries,
     poll,
     require_binary,
-    rules,
     sidecar_argv,
-    substitute,
     wait_ready,
     write_alertmanager_config,
     write_prometheus_config,
 )
 
-pytestmark = pytest.mark.timeout(300)  # the first test also starts the stack: four processes, then a render
-
 STALLED = "stalled-tts"
-REFINED = "refined-tts"
 HEALTHY = "healthy-render"
 RECOVERING = "recovering-images"
 QUEUED_JOB = "queued-plan"
 MOVERS = ("mover-1", "mover-2")
 RENDERED = "worker-render"
-PROVIDER_ERROR = "TTS provider answered HTTP 429 Too Many Requests; retry {}"
 
 # The jobs that must never alert are rendering and progressing: a writer thread moves them on every
 # PROGRESS_EVERY_S (progress is a change of Percent or Stage), and their Render stage gets a threshold of
@@ -281,211 +273,11 @@ def exercise_counters(stack: Stack) -> None:
     stack.progressing.add(recovering)
     poll(lambda: all(stack.job(job_id)["status"] == "completed" for job_id in MOVERS), HANG_S, "the movers to complete")
     poll(lambda: not stack.job(RECOVERING)["stalled"], HANG_S, f"{RECOVERING} to recover")
-    poll(lambda: stack.job(RENDERED)["status"] == "completed", STARTUP_S, f"the worker to render {RENDERED}")
-
-
-def series_with_values(result: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [s for s in result if not math.isnan(float(s["value"][1]))]
-
-
-def dashboard_variables(stack: Stack) -> dict[str, str]:
-    return {
-        "instance": stack.instance,
-        "job_id": STALLED,
-        "__rate_interval": "1m",
-        "__interval": "15s",
-        "__range": "5m",
-    }
-
-
-def test_every_rule_loads_and_evaluates_without_error(stack: Stack) -> None:
-    expected = {rule.name for rule in rules()}
-
-    def evaluated() -> list[dict[str, Any]] | None:
-        loaded = [rule for group in stack.prometheus.rule_groups() for rule in group["rules"]]
-        if {rule["name"] for rule in loaded} != expected:
-            return None
-        if any(rule["lastEvaluation"].startswith("0001-") for rule in loaded):
-            return None
-        return loaded
-
-    loaded = poll(evaluated, HANG_S, "every rule of alerts/*.rules.yml to be loaded and evaluated")
-    assert [(rule["name"], rule.get("lastError")) for rule in loaded if rule["health"] != "ok"] == []
-
-
-def test_every_rule_expression_is_valid_promql(stack: Stack) -> None:
-    failures = {}
-    for rule in rules():
-        answer = stack.prometheus.query(rule.expr)
-        if answer["status"] != "success":
-            failures[rule.name] = answer.get("error")
-    assert failures == {}
-
-
-def test_every_dashboard_query_is_valid_promql(stack: Stack) -> None:
-    variables = dashboard_variables(stack)
-    failures = {}
-    for query in panel_queries():
-        answer = stack.prometheus.query(substitute(query.expr, variables))
-        if answer["status"] != "success":
-            failures[f"{query.dashboard} / {query.panel} / {query.ref_id}"] = answer.get("error")
-    assert failures == {}
-
-
-def test_dashboard_panels_return_data(stack: Stack) -> None:
-    variables = dashboard_variables(stack)
-    expected = panel_queries()
-    assert len(expected) >= 30
-
-    def empty() -> list[str]:
-        stack.check_alive()
-        return [
-            f"{q.dashboard} / {q.panel} / {q.ref_id}: {substitute(q.expr, variables)}"
-            for q in expected
-            if not series_with_values(stack.prometheus.vector(substitute(q.expr, variables)))
-        ]
-
-    deadline = time.monotonic() + 20
-    missing = empty()
-    while missing and time.monotonic() < deadline:
-        time.sleep(0.5)
-        missing = empty()
-    assert missing == [], "panels without data"
-
-
-def stall_alerts(stack: Stack, job_id: str) -> list[dict[str, Any]]:
-    return [
-        alert
-        for alert in stack.prometheus.alerts()
-        if alert["labels"]["alertname"] == "AuraJobStalled" and alert["labels"].get("job_id") == job_id
-    ]
-
-
-def test_a_really_stalled_job_fires_the_stall_alert_with_its_verdict(stack: Stack) -> None:
-    def firing_with_settled_reason() -> dict[str, Any] | None:
-        stack.check_alive()
-        reasons = stack.prometheus.vector(f'aura_job_stall_reason{{job_id="{STALLED}"}}')
-        verdict = stack.job(STALLED)["verdict"]
-        for alert in stall_alerts(stack, STALLED):
-            settled = reasons and alert["annotations"]["reason"] == reasons[0]["metric"]["reason"] == verdict
-            if alert["state"] == "firing" and settled:
-                return alert
-        return None
-
-    alert = poll(firing_with_settled_reason, 30, f"AuraJobStalled for {STALLED} with the sidecar's verdict")
-    labels, annotations = alert["labels"], alert["annotations"]
-    # The identity: the job, its stage and the sidecar; the verdict is text, not a label.
-    assert set(labels) == {"alertname", "instance", "job", "job_id", "stage", "severity"}
-    assert labels["stage"] == "tts"
-    assert labels["instance"] == stack.instance
-    assert labels["severity"] == "critical"
-    assert annotations["reason"] in annotations["summary"]
-    assert annotations["threshold_seconds"] == "45"
-    assert annotations["threshold_kind"] == "default"
-
-    others = {
-        alert["labels"].get("job_id")
-        for alert in stack.prometheus.alerts()
-        if alert["labels"]["alertname"] == "AuraJobStalled"
-    }
-    assert others & {HEALTHY, RECOVERING, QUEUED_JOB, RENDERED, *MOVERS} == set()
-
-
-def test_the_stall_alerts_links_open_through_the_external_url_not_the_scrape_address(stack: Stack) -> None:
-    alert = poll(
-        lambda: next((a for a in stall_alerts(stack, STALLED) if a["state"] == "firing"), None),
-        30,
-        f"AuraJobStalled for {STALLED}",
-    )
-    annotations = alert["annotations"]
-    assert annotations["explain_url"] == f"{stack.external_url}/api/jobs/{STALLED}/explain"
-    assert annotations["runbook_url"] == f"{stack.external_url}/runbooks#aurajobstalled"
-    assert stack.instance not in annotations["explain_url"] + annotations["runbook_url"]
-    [info] = stack.prometheus.vector(f'aura_sidecar_info{{instance="{stack.instance}"}}')
-    assert info["metric"]["external_url"] == stack.external_url
-
-    explained = httpx.get(annotations["explain_url"], timeout=10)
-    assert explained.status_code == 200
-    assert explained.json()["jobId"] == STALLED
-    assert explained.json()["stalled"] is True
-    runbook = httpx.get(annotations["runbook_url"], timeout=10)
-    assert runbook.status_code == 200
-    assert '<h3 id="aurajobstalled">' in runbook.text
-
-
-def test_alertmanager_delivers_the_stall_to_the_receiver_of_its_severity(stack: Stack) -> None:
-    def delivered() -> tuple[str, dict[str, Any]] | None:
-        stack.check_alive()
-        for delivery in stack.webhook.received():
-            for alert in delivery.alerts(alertname="AuraJobStalled", job_id=STALLED):
-                if alert["status"] == "firing":
-                    return delivery.path, alert
-        return None
-
-    path, alert = poll(delivered, 30, f"Alertmanager to deliver AuraJobStalled for {STALLED} to the webhook")
-    assert path == "/pager"
-    assert alert["labels"]["severity"] == "critical"
-    assert "reason" not in alert["labels"]
-    assert alert["annotations"]["reason"]
-    assert alert["annotations"]["explain_url"] == f"{stack.external_url}/api/jobs/{STALLED}/explain"
-    assert alert["annotations"]["runbook_url"] == f"{stack.external_url}/runbooks#aurajobstalled"
-
-
-def test_a_refined_verdict_updates_the_stall_alert_without_resolving_or_refiring_it(stack: Stack) -> None:
-    job = aura_job(stack.jobs_dir, REFINED, RUNNING, "TTS", progress_age=50, percent=30)
-
-    def delivered(reason: str | None = None) -> list[dict[str, Any]]:
-        stack.check_alive()
-        return [
-            alert
-            for delivery in stack.webhook.received()
-            for alert in delivery.alerts(alertname="AuraJobStalled", job_id=REFINED)
-            if reason is None or alert["annotations"]["reason"] == reason
-        ]
-
-    def first_verdict() -> str | None:
-        firing = [a for a in delivered() if a["status"] == "firing"]
-        return firing[0]["annotations"]["reason"] if firing else None
-
-    # The first notification already carries the sidecar's verdict (the rule waits for it).
-    before = poll(first_verdict, 40, f"the first notification of AuraJobStalled for {REFINED}")
-    assert before not in ("not diagnosed yet", "upstream_errors"), before
-
-    # New evidence: the TTS provider now answers 429 every second; the diagnosis refines its verdict.
-    now = time.time()
-    job.logs.extend(log_line(now - 3 + i, PROVIDER_ERROR.format(i)) for i in range(1, 4))
-    job.write()
+    # Prometheus resolves the stall a scrape and an evaluation after the sidecar: a module whose first test
+    # reads the alerts would otherwise still find RECOVERING's.
     poll(
-        lambda: delivered("upstream_errors"),
-        40,
-        f"a notification of AuraJobStalled for {REFINED} with the refined verdict upstream_errors",
-    )
-
-    notified = delivered()
-    assert [a for a in notified if a["status"] != "firing"] == [], "the refinement resolved the alert"
-    identities = {tuple(sorted(a["labels"].items())) for a in notified}
-    assert len(identities) == 1, identities
-    assert {a["startsAt"] for a in notified} == {notified[0]["startsAt"]}, "the alert was fired again"
-    assert {a["annotations"]["reason"] for a in notified} == {before, "upstream_errors"}
-    # Prometheus' own record: one alert series for the job, firing at every evaluation since it started.
-    series = stack.prometheus.vector(f'count_over_time(ALERTS{{alertname="AuraJobStalled",job_id="{REFINED}"}}[5m])')
-    assert [s["metric"]["alertstate"] for s in series] == ["firing"]
-
-
-def test_the_sidecar_health_alerts_stay_quiet_while_it_runs(stack: Stack) -> None:
-    firing = {
-        alert["labels"]["alertname"]
-        for alert in stack.prometheus.alerts()
-        if alert["state"] == "firing" and alert["labels"]["alertname"].startswith(("AuraSidecar", "AuraWatcher"))
-    }
-    assert firing == set()
-
-
-def test_the_reference_worker_is_scraped_and_its_render_reaches_the_sidecar(stack: Stack) -> None:
-    assert stack.job(RENDERED)["status"] == "completed"
-    assert stack.prometheus.vector(f'up{{job="aura-pipeline",instance="{stack.worker_instance}"}} == 1')
-    poll(
-        lambda: stack.prometheus.vector("aura_pipeline_render_speed_ratio_count > 0"),
+        lambda: not [alert for alert in stack.prometheus.alerts() if alert["labels"].get("job_id") == RECOVERING],
         HANG_S,
-        "the worker's render speed in Prometheus",
+        f"Prometheus to resolve the stall of {RECOVERING}",
     )
+    poll(lambda: stack.job(RENDERED)["status"] == "completed", STARTUP_S, f"the worker to render {RENDERED}")
